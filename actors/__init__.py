@@ -1,0 +1,1 @@
+"""Everything that runs next to a robot: control loop, chunks, safety, operator channel, bridge."""

@@ -1,0 +1,1 @@
+"""The central learner: replay, feature cache, advantages, weighted flow-matching updates."""

@@ -1,0 +1,1 @@
+"""The success + progress reward model, its training and metrics, and the labeler."""

@@ -1,0 +1,123 @@
+"""`rlpost bench policy`: what the prefix cache buys at sampling time, and the policy's latency.
+
+Three ways to sample one chunk of H actions with N Euler steps, timed in one run:
+  cached   encode once, project the prefix to cross-attention K/V once (rlpost's way)
+  kv_each  encode once, re-project the prefix K/V at every step
+  naive    run the whole backbone again at every step (a VLA without a prefix cache)
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from rlpost.policy import VLA, ObsBatch, PolicyConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PolicyBenchConfig:
+    """Settings of `rlpost bench policy`."""
+
+    policy: PolicyConfig = field(default_factory=lambda: PolicyConfig(state_dim=8, action_dim=7))
+    batch: int = 1
+    repeats: int = 30  # timed calls per measurement (after warm-up)
+    warmup: int = 3
+    image_size: int = 64  # camera images fed to the policy (h = w)
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    out: str = ""  # write the results as JSON here when set
+
+
+def _time(fn: Callable[[], object], repeats: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _stats(name: str, secs: list[float]) -> dict[str, object]:
+    ms = sorted(1e3 * s for s in secs)
+    p99 = ms[min(len(ms) - 1, int(round(0.99 * (len(ms) - 1))))]
+    return {"measure": name, "median_ms": statistics.median(ms), "p99_ms": p99, "n": len(ms)}
+
+
+def run_policy_bench(cfg: PolicyBenchConfig) -> dict[str, object]:
+    """Time encode and the three sampling modes; returns rows for the table and the params."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    vla = VLA(cfg.policy).eval()
+    vla.backbone.freeze()
+    rng = np.random.default_rng(0)
+    b, s = cfg.batch, cfg.image_size
+    batch = ObsBatch(
+        images={c: rng.integers(0, 255, (b, s, s, 3), dtype=np.uint8) for c in cfg.policy.cameras},
+        state=rng.normal(size=(b, cfg.policy.state_dim)).astype(np.float32),
+        instructions=["put the red block in the ring"] * b,
+    )
+    state = torch.from_numpy(batch.state)
+    steps = cfg.policy.num_steps
+
+    def cached() -> torch.Tensor:
+        return vla.sample(vla.encode(batch), state)
+
+    def kv_each() -> torch.Tensor:
+        return vla.sample(vla.encode(batch), state, reuse_prefix=False)
+
+    def naive() -> torch.Tensor:
+        # The backbone runs inside every integration step, as in a model without a prefix cache.
+        noise = torch.randn(b, cfg.policy.horizon, cfg.policy.action_dim)
+        x, dt = noise, 1.0 / steps
+        s_norm = vla.state_norm.normalize(state)
+        for i in range(steps):
+            prefix = vla.encode(batch)
+            tau = torch.full((b,), 1.0 - i * dt)
+            x = x - dt * vla.expert(prefix, s_norm, x, tau)
+        return vla.action_norm.unnormalize(x)
+
+    rows = []
+    with torch.no_grad():
+        rows.append(_stats("encode", _time(lambda: vla.encode(batch), cfg.repeats, cfg.warmup)))
+        prefix = vla.encode(batch)
+        rows.append(_stats("sample (prefix given)", _time(lambda: vla.sample(prefix, state), cfg.repeats, cfg.warmup)))
+        # the three chunk modes interleaved, so machine load hits them alike
+        timings: dict[str, list[float]] = {"chunk: cached": [], "chunk: kv_each": [], "chunk: naive": []}
+        fns = {"chunk: cached": cached, "chunk: kv_each": kv_each, "chunk: naive": naive}
+        for fn in fns.values():
+            for _ in range(cfg.warmup):
+                fn()
+        for _ in range(cfg.repeats):
+            for name, fn in fns.items():
+                timings[name] += _time(fn, 1, 0)
+        base = statistics.median(timings["chunk: cached"])
+        for name, secs in timings.items():
+            row = _stats(name, secs)
+            row["vs_cached"] = statistics.median(secs) / base
+            rows.append(row)
+    params = {
+        "backbone": sum(p.numel() for p in vla.backbone.parameters()),
+        "action_expert": sum(p.numel() for p in vla.expert.parameters()),
+    }
+    return {
+        "rows": rows,
+        "params": params,
+        "setup": {
+            "backbone": cfg.policy.backbone,
+            "batch": b,
+            "horizon": cfg.policy.horizon,
+            "num_steps": steps,
+            "image_size": s,
+            "cameras": list(cfg.policy.cameras),
+            "torch_threads": torch.get_num_threads(),
+        },
+    }

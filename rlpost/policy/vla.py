@@ -1,0 +1,261 @@
+"""The VLA: a backbone (images + instruction -> prefix) and a flow-matching action expert.
+
+Typical use::
+
+    prefix = vla.encode(batch)                       # once per observation
+    chunk = vla.sample(prefix, batch.state)          # N Euler steps reusing the prefix K/V
+    loss = vla.flow_loss(prefix, state, actions, weights=w).mean()   # training
+
+Inputs and outputs are in robot units; normalisation happens inside with the
+dataset statistics stored in the model (and the checkpoint).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from rlpost.policy.action_expert import COND_DROPPED, COND_POSITIVE, ActionExpert
+from rlpost.policy.backbone import Backbone, Prefix
+from rlpost.policy.config import PolicyConfig
+from rlpost.policy.flow import euler_integrate, noisy_actions, sample_time
+from rlpost.policy.normalizer import Normalizer, NormStats
+from rlpost.policy.tiny_backbone import TinyBackbone
+from rlpost.schema import Observation, SchemaError
+
+HEAD_PREFIXES = ("expert.", "state_norm.", "action_norm.")
+
+
+@dataclass
+class ObsBatch:
+    """A batch of observations as the policy takes them."""
+
+    images: dict[str, np.ndarray | Tensor]  # camera -> uint8 [B, h, w, 3]
+    state: np.ndarray | Tensor  # float32 [B, S], robot units
+    instructions: list[str]  # B strings
+
+    @staticmethod
+    def stack(observations: Sequence[Observation]) -> ObsBatch:
+        """Stack single observations (all with the same cameras and sizes)."""
+        if not observations:
+            raise ValueError("ObsBatch.stack: no observations")
+        cams = observations[0].images.keys()
+        return ObsBatch(
+            images={c: np.stack([o.images[c] for o in observations]) for c in cams},
+            state=np.stack([o.state for o in observations]),
+            instructions=[o.instruction for o in observations],
+        )
+
+
+def build_backbone(cfg: PolicyConfig) -> Backbone:
+    """The backbone a config names, with fresh (tiny) or pretrained (hf) weights."""
+    if cfg.backbone == "tiny":
+        return TinyBackbone(cfg.tiny, tuple(cfg.cameras))
+    from rlpost.policy.hf_backbone import HFBackbone  # transformers is heavy: import on demand
+
+    return HFBackbone(cfg.hf, tuple(cfg.cameras))
+
+
+def _tensor(x: np.ndarray | Tensor) -> Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+
+
+class VLA(nn.Module):
+    """Vision-language-action model in the shape of pi0. See the module docstring."""
+
+    def __init__(self, cfg: PolicyConfig, backbone: Backbone | None = None) -> None:
+        super().__init__()
+        if cfg.action_dim < 1:
+            raise ValueError("policy.action_dim must be set (>= 1) before building the VLA")
+        self.cfg = cfg
+        self.backbone = backbone if backbone is not None else build_backbone(cfg)
+        if tuple(self.backbone.cameras) != tuple(cfg.cameras):
+            raise ValueError(f"backbone cameras {self.backbone.cameras} != policy cameras {cfg.cameras}")
+        self.expert = ActionExpert(cfg.expert, self.backbone.width, cfg.state_dim, cfg.action_dim, cfg.horizon)
+        self.state_norm = Normalizer(cfg.state_dim)
+        self.action_norm = Normalizer(cfg.action_dim)
+        self.head_version = 0
+
+    # -- Policy protocol -------------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        return self.head_version
+
+    @torch.no_grad()
+    def act(self, obs: Observation, noise: np.ndarray | None = None) -> np.ndarray:
+        """One observation -> a chunk float32 [H, A] in robot units."""
+        batch = ObsBatch.stack([obs])
+        prefix = self.encode(batch)
+        nz = None if noise is None else _tensor(noise).unsqueeze(0)
+        return self.sample(prefix, _tensor(batch.state), noise=nz)[0].cpu().numpy()
+
+    # -- normalisation -----------------------------------------------------------------------------
+    def set_norm_stats(self, state: NormStats, action: NormStats) -> None:
+        self.state_norm.set_stats(state)
+        self.action_norm.set_stats(action)
+
+    # -- validation ----------------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        return self.action_norm.mean.device
+
+    def _check_state(self, state: np.ndarray | Tensor, where: str, batch: int | None = None) -> Tensor:
+        s = _tensor(state)
+        want = (batch if batch is not None else s.shape[0], self.cfg.state_dim)
+        if s.ndim != 2 or tuple(s.shape) != want:
+            raise SchemaError(f"{where}: state has shape {tuple(s.shape)}, expected [B, S] = {want}")
+        if s.dtype != torch.float32:
+            raise SchemaError(f"{where}: state has dtype {s.dtype}, expected float32")
+        if not torch.isfinite(s).all():
+            raise SchemaError(f"{where}: state contains NaN/Inf")
+        return s.to(self._device())
+
+    def _check_images(self, images: dict, batch: int, where: str) -> dict[str, Tensor]:
+        if set(images) != set(self.cfg.cameras):
+            raise SchemaError(f"{where}: images has cameras {sorted(images)}, policy expects {sorted(self.cfg.cameras)}")
+        out = {}
+        for cam, img in images.items():
+            t = _tensor(img)
+            if t.dtype != torch.uint8 or t.ndim != 4 or t.shape[0] != batch or t.shape[-1] != 3:
+                raise SchemaError(
+                    f"{where}: images[{cam!r}] has shape {tuple(t.shape)} dtype {t.dtype}, "
+                    f"expected uint8 [B={batch}, h, w, 3]"
+                )
+            out[cam] = t
+        return out
+
+    def _check_actions(self, actions: Tensor, batch: int, where: str) -> Tensor:
+        want = (batch, self.cfg.horizon, self.cfg.action_dim)
+        if tuple(actions.shape) != want:
+            raise SchemaError(f"{where}: actions has shape {tuple(actions.shape)}, expected [B, H, A] = {want}")
+        if not torch.isfinite(actions).all():
+            raise SchemaError(f"{where}: actions contain NaN/Inf")
+        return actions.to(self._device(), torch.float32)
+
+    # -- model -----------------------------------------------------------------------------------------
+    def encode(self, batch: ObsBatch) -> Prefix:
+        """Observations -> the prefix (once per observation; frozen backbones run without grad)."""
+        n = len(batch.instructions)
+        images = self._check_images(batch.images, n, "VLA.encode")
+        self._check_state(batch.state, "VLA.encode", n)
+        return self.backbone(images, list(batch.instructions))
+
+    def sample(
+        self,
+        prefix: Prefix,
+        state: np.ndarray | Tensor,
+        noise: Tensor | None = None,
+        num_steps: int | None = None,
+        cond: Tensor | None = None,
+        guidance: float = 1.0,
+        generator: torch.Generator | None = None,
+        reuse_prefix: bool = True,
+    ) -> Tensor:
+        """Integrate the flow from noise to an action chunk.
+
+        Args:
+            prefix: from :meth:`encode`, batch B.
+            state: float32 [B, S], robot units.
+            noise: float32 [B, H, A] initial noise ε (standard normal if None).
+            num_steps: Euler steps (default cfg.num_steps).
+            cond: int64 [B] advantage indicator (use_cond experts); with guidance != 1
+                the velocity is v_drop + guidance·(v_cond − v_drop) (classifier-free guidance).
+            reuse_prefix: False re-projects the prefix at every step (only for the benchmark).
+
+        Returns:
+            float32 [B, H, A], robot units.
+        """
+        b = prefix.batch_size
+        s = self.state_norm.normalize(self._check_state(state, "VLA.sample", b))
+        shape = (b, self.cfg.horizon, self.cfg.action_dim)
+        if noise is None:
+            noise = torch.randn(shape, generator=generator).to(self._device())
+        elif tuple(noise.shape) != shape:
+            raise SchemaError(f"VLA.sample: noise has shape {tuple(noise.shape)}, expected {shape}")
+        kv = self.expert.prefix_kv(prefix) if reuse_prefix else None
+        drop = torch.full((b,), COND_DROPPED, dtype=torch.long, device=noise.device)
+
+        def velocity(x: Tensor, tau: Tensor) -> Tensor:
+            k = kv if kv is not None else self.expert.prefix_kv(prefix)
+            v = self.expert.velocity(k, s, x, tau, cond)
+            if cond is not None and guidance != 1.0:
+                v_drop = self.expert.velocity(k, s, x, tau, drop)
+                v = v_drop + guidance * (v - v_drop)
+            return v
+
+        with torch.no_grad():
+            x0 = euler_integrate(velocity, noise.to(self._device()), num_steps or self.cfg.num_steps)
+        return self.action_norm.unnormalize(x0)
+
+    def flow_loss(
+        self,
+        prefix: Prefix,
+        state: np.ndarray | Tensor,
+        actions: np.ndarray | Tensor,
+        weights: Tensor | None = None,
+        cond: Tensor | None = None,
+        action_mask: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Per-sample flow-matching loss ‖v_θ(x_τ, τ) − (ε − a)‖², float32 [B].
+
+        Args:
+            actions: float32 [B, H, A] target chunk, robot units.
+            weights: float32 [B] per-sample weights (advantage weighting); multiplied in.
+            cond: int64 [B] advantage indicator (COND_* values) for use_cond experts.
+            action_mask: bool [B, H], False for chunk steps past the episode's end (not trained on).
+        """
+        b = prefix.batch_size
+        s = self.state_norm.normalize(self._check_state(state, "VLA.flow_loss", b))
+        a = self.action_norm.normalize(self._check_actions(_tensor(actions), b, "VLA.flow_loss"))
+        noise = torch.randn(a.shape, generator=generator).to(a.device)
+        tau = sample_time(b, self.cfg.time_beta_a, self.cfg.time_beta_b, self.cfg.time_min, generator).to(a.device)
+        x_t, u = noisy_actions(a, noise, tau)
+        v = self.expert(prefix, s, x_t, tau, cond)
+        err = (v - u).pow(2).mean(-1)  # [B, H]
+        if action_mask is not None:
+            m = action_mask.to(err.device, torch.float32)
+            per_sample = (err * m).sum(-1) / m.sum(-1).clamp(min=1.0)
+        else:
+            per_sample = err.mean(-1)
+        if weights is not None:
+            if tuple(weights.shape) != (b,):
+                raise SchemaError(f"VLA.flow_loss: weights has shape {tuple(weights.shape)}, expected [B] = ({b},)")
+            per_sample = per_sample * weights.to(per_sample.device)
+        return per_sample
+
+    # -- head (what the learner trains and ships) ----------------------------------------------------
+    def head_parameters(self) -> list[nn.Parameter]:
+        return list(self.expert.parameters())
+
+    def head_state(self) -> dict[str, np.ndarray]:
+        """The action head as numpy arrays (expert weights + normalisers): what ships to robots."""
+        return {
+            k: v.detach().cpu().numpy().copy()
+            for k, v in self.state_dict().items()
+            if k.startswith(HEAD_PREFIXES)
+        }
+
+    def load_head(self, state: dict[str, np.ndarray | Tensor], version: int) -> None:
+        """Load head weights (from :meth:`head_state` or a head file); exact, all keys required."""
+        own = {k: v for k, v in self.state_dict().items() if k.startswith(HEAD_PREFIXES)}
+        missing, unexpected = own.keys() - state.keys(), state.keys() - own.keys()
+        if missing or unexpected:
+            raise ValueError(
+                f"head weights do not fit this policy: missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}"
+            )
+        with torch.no_grad():
+            for k, v in state.items():
+                t = torch.as_tensor(np.array(v)) if isinstance(v, np.ndarray) else v
+                if tuple(t.shape) != tuple(own[k].shape):
+                    raise ValueError(f"head weight {k!r} has shape {tuple(t.shape)}, policy has {tuple(own[k].shape)}")
+                own[k].copy_(t)
+        self.head_version = version
+
+
+def guidance_cond(batch: int, device: torch.device | str = "cpu") -> Tensor:
+    """The positive advantage indicator for acting in adv_conditioned mode."""
+    return torch.full((batch,), COND_POSITIVE, dtype=torch.long, device=device)
