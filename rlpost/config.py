@@ -59,7 +59,11 @@ def compose(config_name: str, overrides: list[str] | None = None) -> Any:
             cfg = hydra_compose(config_name=config_name, overrides=overrides)
         obj = OmegaConf.to_object(cfg)
     except Exception as e:  # Hydra and OmegaConf raise many types; all mean a bad config
-        raise ConfigError(f"config {config_name!r} with overrides {overrides}: {e}") from e
+        # Hydra suggests "+key=..." for an unknown key; that is refused above, so drop the hint.
+        msg = "\n".join(
+            line for line in str(e).splitlines() if not line.startswith("To append to your config")
+        )
+        raise ConfigError(f"config {config_name!r} with overrides {overrides}: {msg}") from e
     finally:
         GlobalHydra.instance().clear()
     return obj

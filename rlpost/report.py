@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 
-def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, title: str = "") -> str:
+def format_table(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, title: str = ""
+) -> str:
     """A fixed-width text table; floats with 4 significant digits."""
     if not rows:
         return f"{title}\n(no rows)" if title else "(no rows)"

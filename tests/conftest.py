@@ -23,7 +23,9 @@ def small_policy_cfg():
             action_dim=2,
             horizon=8,
             cameras=["top"],
-            tiny=TinyBackboneConfig(image_size=32, width=64, grid=4, keypoints=8, vision_depth=1, fusion_depth=1),
+            tiny=TinyBackboneConfig(
+                image_size=32, width=64, grid=4, keypoints=8, vision_depth=1, fusion_depth=1
+            ),
             expert=ExpertConfig(width=64, depth=2),
         )
         kw.update(overrides)

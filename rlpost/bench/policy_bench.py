@@ -48,7 +48,7 @@ def _time(fn: Callable[[], object], repeats: int, warmup: int) -> list[float]:
 
 def _stats(name: str, secs: list[float]) -> dict[str, object]:
     ms = sorted(1e3 * s for s in secs)
-    p99 = ms[min(len(ms) - 1, int(round(0.99 * (len(ms) - 1))))]
+    p99 = ms[min(len(ms) - 1, round(0.99 * (len(ms) - 1)))]
     return {"measure": name, "median_ms": statistics.median(ms), "p99_ms": p99, "n": len(ms)}
 
 
@@ -89,7 +89,9 @@ def run_policy_bench(cfg: PolicyBenchConfig) -> dict[str, object]:
     with torch.no_grad():
         rows.append(_stats("encode", _time(lambda: vla.encode(batch), cfg.repeats, cfg.warmup)))
         prefix = vla.encode(batch)
-        rows.append(_stats("sample (prefix given)", _time(lambda: vla.sample(prefix, state), cfg.repeats, cfg.warmup)))
+        rows.append(
+            _stats("sample (prefix given)", _time(lambda: vla.sample(prefix, state), cfg.repeats, cfg.warmup))
+        )
         # the three chunk modes interleaved, so machine load hits them alike
         timings: dict[str, list[float]] = {"chunk: cached": [], "chunk: kv_each": [], "chunk: naive": []}
         fns = {"chunk: cached": cached, "chunk: kv_each": kv_each, "chunk: naive": naive}

@@ -52,7 +52,9 @@ class ActionExpert(nn.Module):
     All inputs are normalised: state float32 [B, S], x_t float32 [B, H, A], tau float32 [B].
     """
 
-    def __init__(self, cfg: ExpertConfig, prefix_width: int, state_dim: int, action_dim: int, horizon: int) -> None:
+    def __init__(
+        self, cfg: ExpertConfig, prefix_width: int, state_dim: int, action_dim: int, horizon: int
+    ) -> None:
         super().__init__()
         self.cfg, self.horizon, self.action_dim, self.state_dim = cfg, horizon, action_dim, state_dim
         w = cfg.width
@@ -74,7 +76,9 @@ class ActionExpert(nn.Module):
     def prefix_kv(self, prefix: Prefix) -> PrefixKV:
         """Project the prefix to every layer's keys/values (once per chunk)."""
         ctx = self.prefix_norm(prefix.tokens)
-        return PrefixKV([blk.cross_attn.project_kv(ctx) for blk in self.blocks], key_padding_mask(prefix.mask))
+        return PrefixKV(
+            [blk.cross_attn.project_kv(ctx) for blk in self.blocks], key_padding_mask(prefix.mask)
+        )
 
     def velocity(
         self, kv: PrefixKV, state: Tensor, x_t: Tensor, tau: Tensor, cond: Tensor | None = None

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,9 @@ def migrate_config(raw: dict[str, Any], where: str) -> dict[str, Any]:
     if not isinstance(version, int) or version < 1:
         raise CheckpointError(f"{where}: config_version={version!r} is not a positive integer")
     if version > CONFIG_VERSION:
-        raise CheckpointError(f"{where}: config_version {version} is newer than this rlpost ({CONFIG_VERSION})")
+        raise CheckpointError(
+            f"{where}: config_version {version} is newer than this rlpost ({CONFIG_VERSION})"
+        )
     # Version 1 is the first; future migrations go here as `if version == 1: ...; version = 2`.
     return raw
 
@@ -74,13 +77,20 @@ def _atomic_dir(path: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
 
 
-def save_checkpoint(vla: VLA, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    vla: VLA,
+    path: str | Path,
+    extra: dict[str, Any] | None = None,
+    write_more: Callable[[Path], None] | None = None,
+) -> Path:
     """Write a checkpoint directory atomically (a crash leaves the old one or none, never half).
 
     Args:
         vla: the model.
         path: the directory to create or replace.
         extra: JSON-able training state to keep beside the config (step, optimizer file name, ...).
+        write_more: writes further files (optimizer state) into the directory before it
+            becomes visible, so the checkpoint and its training state appear together.
 
     Returns:
         The checkpoint directory.
@@ -101,6 +111,8 @@ def save_checkpoint(vla: VLA, path: str | Path, extra: dict[str, Any] | None = N
     save_assets = getattr(vla.backbone, "save_assets", None)
     if save_assets is not None:
         save_assets(tmp / "backbone")
+    if write_more is not None:
+        write_more(tmp)
     if path.exists():
         old = path.with_name(f".{path.name}.old")
         os.replace(path, old)
@@ -151,7 +163,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> VLA
     except (SafetensorError, OSError, RuntimeError) as e:
         raise CheckpointError(f"{weights}: cannot load weights ({e})") from e
     if missing or unexpected:
-        raise CheckpointError(f"{weights}: weights do not fit the config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise CheckpointError(
+            f"{weights}: weights do not fit the config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     vla.head_version = int(raw["head_version"])
     return vla.to(device)
 
@@ -188,7 +202,7 @@ def load_head_file(path: str | Path) -> HeadWeights:
     try:
         with safe_open(str(path), framework="np") as f:
             meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
     except FileNotFoundError as e:
         raise CheckpointError(f"{path}: no such head file") from e
     except (SafetensorError, OSError) as e:

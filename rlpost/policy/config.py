@@ -22,7 +22,9 @@ class TinyBackboneConfig:
     text_depth: int = 1
     fusion_depth: int = 2  # joint layers over image and text tokens (where language meets vision)
     grid: int = 8  # patch tokens per camera = grid * grid (pooled from the conv feature map)
-    keypoints: int = 16  # spatial-softmax keypoints per camera (EXPERIMENTS.md: what made a tiny encoder localise)
+    keypoints: int = (
+        16  # spatial-softmax keypoints per camera (EXPERIMENTS.md: what made a tiny encoder localise)
+    )
     max_text_len: int = 64  # bytes; a longer instruction is an error, never silently cut
     dropout: float = 0.0
 

@@ -13,7 +13,9 @@ import torch
 from torch import Tensor
 
 
-def sample_time(batch: int, a: float, b: float, t_min: float, generator: torch.Generator | None = None) -> Tensor:
+def sample_time(
+    batch: int, a: float, b: float, t_min: float, generator: torch.Generator | None = None
+) -> Tensor:
     """τ = (1 − t_min)·Beta(a, b) + t_min, float32 [B]; a=1.5, b=1 weights noisier times (pi0)."""
     # Beta from two Gammas so a torch.Generator makes it reproducible.
     ga = torch._standard_gamma(torch.full((batch,), a), generator=generator)

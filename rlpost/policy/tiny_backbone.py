@@ -59,10 +59,12 @@ class SpatialSoftmax(nn.Module):
         self.logits = nn.Conv2d(channels, keypoints, 1)
 
     def forward(self, fmap: Tensor) -> tuple[Tensor, Tensor]:
-        b, c, h, w = fmap.shape
+        h, w = fmap.shape[-2:]
         attn = self.logits(fmap).flatten(2).softmax(-1)  # [B, K, h*w]
         ys, xs = torch.meshgrid(
-            torch.linspace(-1, 1, h, device=fmap.device), torch.linspace(-1, 1, w, device=fmap.device), indexing="ij"
+            torch.linspace(-1, 1, h, device=fmap.device),
+            torch.linspace(-1, 1, w, device=fmap.device),
+            indexing="ij",
         )
         grid = torch.stack([xs.flatten(), ys.flatten()], -1)  # [h*w, 2]
         xy = attn @ grid  # [B, K, 2]
@@ -118,7 +120,9 @@ class TinyBackbone(Backbone):
         self.text_blocks = nn.ModuleList(
             EncoderBlock(d, cfg.heads, dropout=cfg.dropout) for _ in range(cfg.text_depth)
         )
-        self.fusion = nn.ModuleList(EncoderBlock(d, cfg.heads, dropout=cfg.dropout) for _ in range(cfg.fusion_depth))
+        self.fusion = nn.ModuleList(
+            EncoderBlock(d, cfg.heads, dropout=cfg.dropout) for _ in range(cfg.fusion_depth)
+        )
         self.norm = nn.LayerNorm(d)
 
     def config_dict(self) -> dict:
@@ -129,7 +133,9 @@ class TinyBackbone(Backbone):
         s = self.cfg.image_size
         parts = []
         for i, cam in enumerate(self.cameras):
-            x = images[cam].to(device).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)  # [B, 3, h, w] in [-1, 1]
+            x = (
+                images[cam].to(device).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+            )  # [B, 3, h, w] in [-1, 1]
             if x.shape[-2:] != (s, s):
                 x = F.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
             parts.append(self.camera_encoders[cam](x) + self.camera_embed[i])
@@ -140,7 +146,9 @@ class TinyBackbone(Backbone):
             text = blk(text, mask=text_mask)
         image_tokens = torch.cat(parts, dim=1)
         tokens = torch.cat([image_tokens, text], dim=1)
-        mask = torch.cat([torch.ones(image_tokens.shape[:2], dtype=torch.bool, device=device), text_mask], dim=1)
+        mask = torch.cat(
+            [torch.ones(image_tokens.shape[:2], dtype=torch.bool, device=device), text_mask], dim=1
+        )
         for blk in self.fusion:
             tokens = blk(tokens, mask=mask)
         return Prefix(self.norm(tokens), mask)

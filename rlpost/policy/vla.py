@@ -75,7 +75,9 @@ class VLA(nn.Module):
         self.backbone = backbone if backbone is not None else build_backbone(cfg)
         if tuple(self.backbone.cameras) != tuple(cfg.cameras):
             raise ValueError(f"backbone cameras {self.backbone.cameras} != policy cameras {cfg.cameras}")
-        self.expert = ActionExpert(cfg.expert, self.backbone.width, cfg.state_dim, cfg.action_dim, cfg.horizon)
+        self.expert = ActionExpert(
+            cfg.expert, self.backbone.width, cfg.state_dim, cfg.action_dim, cfg.horizon
+        )
         self.state_norm = Normalizer(cfg.state_dim)
         self.action_norm = Normalizer(cfg.action_dim)
         self.head_version = 0
@@ -115,7 +117,9 @@ class VLA(nn.Module):
 
     def _check_images(self, images: dict, batch: int, where: str) -> dict[str, Tensor]:
         if set(images) != set(self.cfg.cameras):
-            raise SchemaError(f"{where}: images has cameras {sorted(images)}, policy expects {sorted(self.cfg.cameras)}")
+            raise SchemaError(
+                f"{where}: images has cameras {sorted(images)}, policy expects {sorted(self.cfg.cameras)}"
+            )
         out = {}
         for cam, img in images.items():
             t = _tensor(img)
@@ -130,7 +134,9 @@ class VLA(nn.Module):
     def _check_actions(self, actions: Tensor, batch: int, where: str) -> Tensor:
         want = (batch, self.cfg.horizon, self.cfg.action_dim)
         if tuple(actions.shape) != want:
-            raise SchemaError(f"{where}: actions has shape {tuple(actions.shape)}, expected [B, H, A] = {want}")
+            raise SchemaError(
+                f"{where}: actions has shape {tuple(actions.shape)}, expected [B, H, A] = {want}"
+            )
         if not torch.isfinite(actions).all():
             raise SchemaError(f"{where}: actions contain NaN/Inf")
         return actions.to(self._device(), torch.float32)
@@ -212,7 +218,9 @@ class VLA(nn.Module):
         s = self.state_norm.normalize(self._check_state(state, "VLA.flow_loss", b))
         a = self.action_norm.normalize(self._check_actions(_tensor(actions), b, "VLA.flow_loss"))
         noise = torch.randn(a.shape, generator=generator).to(a.device)
-        tau = sample_time(b, self.cfg.time_beta_a, self.cfg.time_beta_b, self.cfg.time_min, generator).to(a.device)
+        tau = sample_time(b, self.cfg.time_beta_a, self.cfg.time_beta_b, self.cfg.time_min, generator).to(
+            a.device
+        )
         x_t, u = noisy_actions(a, noise, tau)
         v = self.expert(prefix, s, x_t, tau, cond)
         err = (v - u).pow(2).mean(-1)  # [B, H]
@@ -223,7 +231,9 @@ class VLA(nn.Module):
             per_sample = err.mean(-1)
         if weights is not None:
             if tuple(weights.shape) != (b,):
-                raise SchemaError(f"VLA.flow_loss: weights has shape {tuple(weights.shape)}, expected [B] = ({b},)")
+                raise SchemaError(
+                    f"VLA.flow_loss: weights has shape {tuple(weights.shape)}, expected [B] = ({b},)"
+                )
             per_sample = per_sample * weights.to(per_sample.device)
         return per_sample
 
@@ -251,7 +261,9 @@ class VLA(nn.Module):
             for k, v in state.items():
                 t = torch.as_tensor(np.array(v)) if isinstance(v, np.ndarray) else v
                 if tuple(t.shape) != tuple(own[k].shape):
-                    raise ValueError(f"head weight {k!r} has shape {tuple(t.shape)}, policy has {tuple(own[k].shape)}")
+                    raise ValueError(
+                        f"head weight {k!r} has shape {tuple(t.shape)}, policy has {tuple(own[k].shape)}"
+                    )
                 own[k].copy_(t)
         self.head_version = version
 

@@ -87,7 +87,9 @@ def test_head_trained_on_another_backbone_is_refused(tmp_path, small_policy_cfg)
 def test_head_of_a_different_shape_is_refused_naming_the_weight(small_policy_cfg):
     a = VLA(small_policy_cfg(horizon=8))
     b = VLA(small_policy_cfg(horizon=16))
-    with pytest.raises(ValueError, match=r"head weight 'expert.pos' has shape \(9, 64\), policy has \(17, 64\)"):
+    with pytest.raises(
+        ValueError, match=r"head weight 'expert.pos' has shape \(9, 64\), policy has \(17, 64\)"
+    ):
         b.load_head(a.head_state(), 1)
 
 
@@ -99,9 +101,9 @@ def test_corrupt_or_truncated_files_give_an_error_naming_the_file(tmp_path, smal
     for f in (ckpt / "model.safetensors", head):
         data = f.read_bytes()
         f.write_bytes(data[: len(data) // 2] if damage == "truncate" else b"\x00" * 64 + data[64:])
-    with pytest.raises(CheckpointError, match="model.safetensors"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors"):
         load_checkpoint(ckpt)
-    with pytest.raises(CheckpointError, match="head.safetensors"):
+    with pytest.raises(CheckpointError, match=r"head\.safetensors"):
         load_head_file(head)
 
 

@@ -59,7 +59,9 @@ def test_sample_reuses_the_prefix_and_matches_reencoding_at_every_step(small_pol
     torch.testing.assert_close(fast, slow)
 
 
-def test_overfitting_a_tiny_dataset_lowers_the_loss_and_sample_reproduces_the_chunks(small_policy_cfg, obs_batch):
+def test_overfitting_a_tiny_dataset_lowers_the_loss_and_sample_reproduces_the_chunks(
+    small_policy_cfg, obs_batch
+):
     torch.manual_seed(0)
     vla = VLA(small_policy_cfg())
     batch = obs_batch(b=4)
@@ -115,7 +117,9 @@ def test_weights_scale_the_per_sample_loss_and_action_mask_ignores_padded_steps(
     g = lambda: torch.Generator().manual_seed(3)  # noqa: E731 - same noise and tau for each call
     plain = vla.flow_loss(prefix, batch.state, actions, generator=g())
     w = torch.tensor([0.0, 1.0, 2.0, 0.5])
-    torch.testing.assert_close(vla.flow_loss(prefix, batch.state, actions, weights=w, generator=g()), plain * w)
+    torch.testing.assert_close(
+        vla.flow_loss(prefix, batch.state, actions, weights=w, generator=g()), plain * w
+    )
     mask = torch.ones(4, 8, dtype=torch.bool)
     mask[:, 4:] = False
     garbage = actions.clone()
@@ -131,7 +135,9 @@ def test_advantage_indicator_changes_the_velocity_and_needs_use_cond(small_polic
     plain = VLA(small_policy_cfg())
     batch = obs_batch()
     with pytest.raises(ValueError, match="use_cond"):
-        plain.flow_loss(plain.encode(batch), batch.state, torch.randn(4, 8, 2), cond=torch.ones(4, dtype=torch.long))
+        plain.flow_loss(
+            plain.encode(batch), batch.state, torch.randn(4, 8, 2), cond=torch.ones(4, dtype=torch.long)
+        )
     vla = VLA(small_policy_cfg(expert=ExpertConfig(width=64, depth=2, use_cond=True))).eval()
     torch.nn.init.normal_(vla.expert.action_out.weight)  # a trained-looking head so outputs differ
     prefix = vla.encode(batch)
@@ -147,7 +153,9 @@ def test_act_on_one_observation_returns_a_chunk_in_robot_units(small_policy_cfg)
     from rlpost.policy import NormStats
 
     vla = VLA(small_policy_cfg()).eval()
-    vla.set_norm_stats(NormStats.identity(2), NormStats(np.array([5.0, -5.0], np.float32), np.full(2, 1e-6, np.float32)))
+    vla.set_norm_stats(
+        NormStats.identity(2), NormStats(np.array([5.0, -5.0], np.float32), np.full(2, 1e-6, np.float32))
+    )
     obs = Observation({"top": np.zeros((32, 32, 3), np.uint8)}, np.zeros(2, np.float32), "touch red")
     chunk = vla.act(obs)
     assert chunk.shape == (8, 2) and chunk.dtype == np.float32
@@ -158,14 +166,28 @@ def test_act_on_one_observation_returns_a_chunk_in_robot_units(small_policy_cfg)
 @pytest.mark.parametrize(
     ("mutate", "match"),
     [
-        (lambda b: b.images.__setitem__("top", b.images["top"][..., :2]), r"images\['top'\] has shape \(4, 32, 32, 2\)"),
-        (lambda b: b.images.__setitem__("top", b.images["top"].astype(np.float32)), r"images\['top'\].*dtype"),
-        (lambda b: b.images.__setitem__("side", b.images.pop("top")), r"cameras \['side'\].*expects \['top'\]"),
+        (
+            lambda b: b.images.__setitem__("top", b.images["top"][..., :2]),
+            r"images\['top'\] has shape \(4, 32, 32, 2\)",
+        ),
+        (
+            lambda b: b.images.__setitem__("top", b.images["top"].astype(np.float32)),
+            r"images\['top'\].*dtype",
+        ),
+        (
+            lambda b: b.images.__setitem__("side", b.images.pop("top")),
+            r"cameras \['side'\].*expects \['top'\]",
+        ),
         (lambda b: b.state.__setitem__((1, 0), np.nan), r"state contains NaN"),
-        (lambda b: setattr(b, "state", b.state[:, :1]), r"state has shape \(4, 1\), expected \[B, S\] = \(4, 2\)"),
+        (
+            lambda b: setattr(b, "state", b.state[:, :1]),
+            r"state has shape \(4, 1\), expected \[B, S\] = \(4, 2\)",
+        ),
     ],
 )
-def test_bad_observations_raise_errors_naming_the_field_and_shapes(small_policy_cfg, obs_batch, mutate, match):
+def test_bad_observations_raise_errors_naming_the_field_and_shapes(
+    small_policy_cfg, obs_batch, mutate, match
+):
     vla = VLA(small_policy_cfg())
     batch = obs_batch()
     mutate(batch)
@@ -177,7 +199,9 @@ def test_wrong_action_dimension_or_nan_actions_are_refused_naming_the_shapes(sma
     vla = VLA(small_policy_cfg())
     batch = obs_batch()
     prefix = vla.encode(batch)
-    with pytest.raises(SchemaError, match=r"actions has shape \(4, 8, 3\), expected \[B, H, A\] = \(4, 8, 2\)"):
+    with pytest.raises(
+        SchemaError, match=r"actions has shape \(4, 8, 3\), expected \[B, H, A\] = \(4, 8, 2\)"
+    ):
         vla.flow_loss(prefix, batch.state, torch.zeros(4, 8, 3))
     bad = torch.zeros(4, 8, 2)
     bad[2, 3, 1] = float("inf")
