@@ -35,8 +35,70 @@ def _bench_policy(overrides: list[str]) -> int:
     return 0
 
 
+def _collect(overrides: list[str]) -> int:
+    from rlpost.collect import collect
+    from rlpost.config import compose
+    from rlpost.report import format_table
+
+    cfg = compose("collect", overrides)
+    r = collect(cfg)
+    rows = [{"outcome": k, "episodes": v} for k, v in sorted(r.outcomes.items())]
+    rows += [{"outcome": f"kind: {k}", "episodes": v} for k, v in sorted(r.kinds.items())]
+    print(
+        format_table(
+            rows,
+            title=f"collected {r.episodes} {cfg.task} demos ({r.steps} steps, {r.seconds:.1f} s) into {r.store}",
+        )
+    )
+    return 0
+
+
+def _pretrain(overrides: list[str]) -> int:
+    from rlpost.config import compose
+    from rlpost.pretrain import pretrain
+    from rlpost.report import format_table
+
+    cfg = compose("pretrain", overrides)
+    r = pretrain(cfg)
+    row = {
+        "steps": r.steps,
+        "train_loss": r.train_loss,
+        "val_loss": r.val_loss,
+        "train_eps": r.train_episodes,
+        "val_eps": r.val_episodes,
+        "policy": str(r.policy_dir),
+    }
+    print(format_table([row], title="pretrain"))
+    return 0
+
+
+def _eval(overrides: list[str]) -> int:
+    from rlpost.config import compose
+    from rlpost.evaluation import evaluate_checkpoint
+    from rlpost.report import format_table, write_json
+
+    # `policy=<dir>` names the checkpoint to evaluate (eval never picks a policy preset).
+    overrides = [f"checkpoint={o[7:]}" if o.startswith("policy=") else o for o in overrides]
+    cfg = compose("eval", overrides)
+    r = evaluate_checkpoint(cfg)
+    print(
+        format_table(
+            [r.row()],
+            title=f"eval {cfg.checkpoint} on {cfg.task} (seeds {cfg.seed}..{cfg.seed + cfg.episodes - 1})",
+        )
+    )
+    if cfg.out:
+        import dataclasses
+
+        print(f"wrote {write_json(cfg.out, dataclasses.asdict(r))}")
+    return 0
+
+
 # (group, name) -> (help, handler). Later issues add practice, pretrain, eval, ...
 COMMANDS: dict[tuple[str, ...], tuple[str, Callable[[list[str]], int]]] = {
+    ("collect",): ("record scripted demonstrations of a simulated task into an episode store", _collect),
+    ("pretrain",): ("imitation-pretrain the whole VLA on a store of demonstrations", _pretrain),
+    ("eval",): ("success rate (CI), progress, successes/hour, cycle time of a policy on a task", _eval),
     ("bench", "policy"): ("time prefix-cached vs re-encoded chunk sampling; policy latency", _bench_policy),
 }
 

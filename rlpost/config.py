@@ -17,7 +17,10 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from rlpost.bench.policy_bench import PolicyBenchConfig
+from rlpost.collect import CollectConfig
+from rlpost.evaluation import EvalConfig
 from rlpost.policy.config import PolicyConfig
+from rlpost.pretrain import PretrainConfig
 
 T = TypeVar("T")
 
@@ -25,6 +28,9 @@ T = TypeVar("T")
 # never inside a group (a schema in a group would show up as a selectable option).
 COMMAND_SCHEMAS: dict[str, type] = {
     "bench_policy": PolicyBenchConfig,
+    "collect": CollectConfig,
+    "pretrain": PretrainConfig,
+    "eval": EvalConfig,
 }
 GROUP_SCHEMAS: dict[str, type] = {"policy": PolicyConfig}
 

@@ -44,7 +44,9 @@ class ChunkDataset:
         for ep in self.episodes:
             where = f"ChunkDataset: episode {ep.meta.episode_id}"
             if tuple(sorted(ep.images)) != self.cameras:
-                raise SchemaError(f"{where} has cameras {sorted(ep.images)}, the first has {list(self.cameras)}")
+                raise SchemaError(
+                    f"{where} has cameras {sorted(ep.images)}, the first has {list(self.cameras)}"
+                )
             if ep.state.shape[1:] != first.state.shape[1:] or ep.action.shape[1:] != first.action.shape[1:]:
                 raise SchemaError(
                     f"{where} has state/action dims {ep.state.shape[1:]}/{ep.action.shape[1:]}, "
@@ -90,7 +92,16 @@ class ChunkDataset:
             state[i] = ep.state[t]
             intervention[i] = ep.intervention[t]
         instructions = [self.episodes[e].meta.instruction for e in eps]
-        return ChunkBatch(images, state, actions, mask, instructions, eps.astype(np.int64), ts.astype(np.int64), intervention)
+        return ChunkBatch(
+            images,
+            state,
+            actions,
+            mask,
+            instructions,
+            eps.astype(np.int64),
+            ts.astype(np.int64),
+            intervention,
+        )
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> ChunkBatch:
         """B samples drawn uniformly over all steps."""
@@ -102,11 +113,13 @@ def split_by_episode(
 ) -> tuple[list[Episode], list[Episode]]:
     """Train/validation split by whole episodes (never by frame: neighbouring frames leak)."""
     order = np.random.default_rng(seed).permutation(len(episodes))
-    n_val = int(round(val_fraction * len(episodes)))
+    n_val = round(val_fraction * len(episodes))
     if val_fraction > 0 and n_val == 0 and len(episodes) > 1:
         n_val = 1
     val = [episodes[i] for i in sorted(order[:n_val])]
     train = [episodes[i] for i in sorted(order[n_val:])]
     if not train:
-        raise SchemaError(f"split_by_episode: {len(episodes)} episode(s) leave none for training at val_fraction={val_fraction}")
+        raise SchemaError(
+            f"split_by_episode: {len(episodes)} episode(s) leave none for training at val_fraction={val_fraction}"
+        )
     return train, val

@@ -1,0 +1,215 @@
+"""`rlpost eval`: success rate (with a confidence interval), progress, successes per hour, cycle time.
+
+Episodes run in lockstep over ``num_envs`` simulated robots so the policy sees
+batches (one encode + one sample for every robot that needs a new chunk). Each robot
+executes ``execute`` of the H actions of a chunk, then replans. Episode i uses env
+seed ``seed + i``, so two policies evaluated with the same seed face the same
+initial states (paired comparisons).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.stats import norm
+from tqdm import tqdm
+
+from rlpost.interfaces import observation_from_dict
+from rlpost.policy import VLA, ObsBatch, load_checkpoint
+from rlpost.schema import Observation
+from rlpost.sim import SimConfig, make_robot
+
+log = logging.getLogger(__name__)
+
+ChunkFn = Callable[[Sequence[Observation]], np.ndarray]  # B observations -> float32 [B, H, A]
+
+
+@dataclass
+class EvalConfig:
+    """Settings of `rlpost eval`."""
+
+    checkpoint: str = "runs/pretrain/policy"  # the policy's checkpoint directory (also `policy=` on the CLI)
+    task: str = "tabletop"
+    episodes: int = 100
+    seed: int = 100_000  # episode i uses env seed `seed + i` (paired across policies)
+    execute: int = 4  # actions executed from each chunk before replanning (k of H)
+    num_envs: int = 16  # simulated robots stepped in lockstep (batched inference)
+    sim: SimConfig = field(default_factory=SimConfig)
+    out: str = ""  # write the JSON result here when set
+    threads: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.episodes < 1 or self.execute < 1 or self.num_envs < 1:
+            raise ValueError(
+                f"eval: episodes={self.episodes}, execute={self.execute}, num_envs={self.num_envs} must be >= 1"
+            )
+
+
+@dataclass
+class EpisodeSummary:
+    """One evaluation episode."""
+
+    seed: int
+    instruction: str
+    outcome: str  # success | failure | timeout
+    length: int  # steps
+    duration_s: float  # robot time: length / control_hz
+    final_progress: float  # privileged progress at the end, [0, 1]
+
+
+@dataclass
+class EvalResult:
+    """Aggregate metrics of one policy on one task."""
+
+    task: str
+    episodes: int
+    success_rate: float
+    success_ci95: tuple[float, float]  # Wilson score interval
+    mean_progress: float
+    successes_per_hour: float  # successes per hour of robot time
+    mean_cycle_time_s: float  # mean duration of successful episodes (NaN if none)
+    mean_length: float
+    outcomes: dict[str, int]
+    per_episode: list[EpisodeSummary] = field(repr=False, default_factory=list)
+
+    def row(self) -> dict[str, object]:
+        lo, hi = self.success_ci95
+        return {
+            "task": self.task,
+            "episodes": self.episodes,
+            "success": self.success_rate,
+            "ci95": f"[{lo:.2f}, {hi:.2f}]",
+            "progress": self.mean_progress,
+            "succ/hour": self.successes_per_hour,
+            "cycle_s": self.mean_cycle_time_s,
+            "timeouts": self.outcomes.get("timeout", 0),
+            "failures": self.outcomes.get("failure", 0),
+        }
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (sane at 0 and n, unlike the normal one)."""
+    if n == 0:
+        return (0.0, 1.0)
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def vla_chunk_fn(vla: VLA, generator: torch.Generator | None = None) -> ChunkFn:
+    """Batched chunk function of a VLA (eval mode, no grad)."""
+    vla.eval()
+
+    def chunks(obs: Sequence[Observation]) -> np.ndarray:
+        batch = ObsBatch.stack(obs)
+        with torch.no_grad():
+            return vla.sample(vla.encode(batch), batch.state, generator=generator).cpu().numpy()
+
+    return chunks
+
+
+def evaluate(chunk_fn: ChunkFn, cfg: EvalConfig) -> EvalResult:
+    """Run ``cfg.episodes`` episodes of ``cfg.task`` with ``chunk_fn`` and aggregate."""
+    sim_cfg = dataclasses.replace(cfg.sim, task=cfg.task)
+    robots = [make_robot(cfg.task, sim_cfg) for _ in range(min(cfg.num_envs, cfg.episodes))]
+    spec = robots[0].robot_spec
+    low, high = spec.action_low, spec.action_high
+    summaries: list[EpisodeSummary] = []
+    next_episode = 0
+    # per robot: current episode seed, observation, remaining actions of its chunk, steps, progress
+    slots: list[dict | None] = [None] * len(robots)
+    bar = tqdm(total=cfg.episodes, desc=f"eval {cfg.task}", disable=not cfg.progress, dynamic_ncols=True)
+
+    def start(i: int) -> None:
+        nonlocal next_episode
+        seed = cfg.seed + next_episode
+        next_episode += 1
+        obs, info = robots[i].reset(seed=seed)
+        slots[i] = {
+            "seed": seed,
+            "obs": obs,
+            "queue": [],
+            "steps": 0,
+            "progress": float(info.get("progress", 0.0)),
+        }
+
+    for i in range(len(robots)):
+        start(i)
+    while any(s is not None for s in slots):
+        need = [i for i, s in enumerate(slots) if s is not None and not s["queue"]]
+        if need:
+            obs = [observation_from_dict(slots[i]["obs"], f"eval robot {i}", spec) for i in need]
+            chunks = chunk_fn(obs)
+            for i, chunk in zip(need, chunks, strict=True):
+                slots[i]["queue"] = list(chunk[: cfg.execute])
+        for i, s in enumerate(slots):
+            if s is None:
+                continue
+            action = np.clip(np.asarray(s["queue"].pop(0), np.float32), low, high)
+            obs, _, terminated, truncated, info = robots[i].step(action)
+            s["obs"], s["steps"] = obs, s["steps"] + 1
+            s["progress"] = float(info.get("progress", s["progress"]))
+            if terminated or truncated:
+                outcome = "success" if info.get("is_success") else "failure" if terminated else "timeout"
+                summaries.append(
+                    EpisodeSummary(
+                        seed=s["seed"],
+                        instruction=str(obs["instruction"]),
+                        outcome=outcome,
+                        length=s["steps"],
+                        duration_s=s["steps"] / spec.control_hz,
+                        final_progress=s["progress"],
+                    )
+                )
+                bar.update(1)
+                slots[i] = None
+                if next_episode < cfg.episodes:
+                    start(i)
+    bar.close()
+    for r in robots:
+        r.close()
+    return summarize(cfg.task, sorted(summaries, key=lambda e: e.seed))
+
+
+def summarize(task: str, episodes: list[EpisodeSummary]) -> EvalResult:
+    n = len(episodes)
+    succ = [e for e in episodes if e.outcome == "success"]
+    hours = sum(e.duration_s for e in episodes) / 3600.0
+    outcomes: dict[str, int] = {}
+    for e in episodes:
+        outcomes[e.outcome] = outcomes.get(e.outcome, 0) + 1
+    return EvalResult(
+        task=task,
+        episodes=n,
+        success_rate=len(succ) / n if n else float("nan"),
+        success_ci95=wilson_interval(len(succ), n),
+        mean_progress=float(np.mean([e.final_progress for e in episodes])) if n else float("nan"),
+        successes_per_hour=len(succ) / hours if hours > 0 else float("nan"),
+        mean_cycle_time_s=float(np.mean([e.duration_s for e in succ])) if succ else float("nan"),
+        mean_length=float(np.mean([e.length for e in episodes])) if n else float("nan"),
+        outcomes=outcomes,
+        per_episode=episodes,
+    )
+
+
+def evaluate_checkpoint(cfg: EvalConfig) -> EvalResult:
+    """Load ``cfg.checkpoint`` and evaluate it (the `rlpost eval` command)."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    vla = load_checkpoint(cfg.checkpoint)
+    sim_cameras = tuple(cfg.sim.cameras)
+    if sorted(sim_cameras) != sorted(vla.cfg.cameras):
+        raise ValueError(
+            f"policy {cfg.checkpoint} uses cameras {vla.cfg.cameras}, the sim gives {list(sim_cameras)}"
+        )
+    return evaluate(vla_chunk_fn(vla, torch.Generator().manual_seed(cfg.seed)), cfg)

@@ -1,0 +1,211 @@
+"""`rlpost pretrain`: imitation pretraining of the whole VLA on a store of demonstrations.
+
+Plain flow matching on (observation, action chunk) samples, train/validation split
+by episode, cosine learning rate with warm-up, gradient clipping, checkpoints that
+resume exactly (weights, optimizer, RNG, step), metrics to metrics.jsonl and wandb.
+
+Run directory::
+
+    <out>/checkpoints/last/   the latest checkpoint (+ training state); resume starts here
+    <out>/policy/             the final policy, what `rlpost eval` and practice start from
+    <out>/metrics.jsonl       pretrain/loss, pretrain/val_loss, pretrain/lr, ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from rlpost.data.chunk_dataset import ChunkBatch, ChunkDataset, split_by_episode
+from rlpost.data.episode_store import EpisodeStore
+from rlpost.metrics import LoggerConfig, MetricsLogger
+from rlpost.policy import VLA, NormStats, ObsBatch, PolicyConfig, load_checkpoint, save_checkpoint
+from rlpost.policy.training_state import load_training_state, save_training_state
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PretrainConfig:
+    """Settings of `rlpost pretrain`."""
+
+    store: str = "runs/demos"  # the episode store to learn from
+    out: str = "runs/pretrain"  # run directory
+    task: str = ""  # only episodes of this task ("" = all)
+    policy: PolicyConfig = field(default_factory=lambda: PolicyConfig(horizon=8))
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    val_fraction: float = 0.1  # of episodes, held out
+    val_every: int = 250
+    val_batches: int = 4
+    ckpt_every: int = 500
+    resume: bool = True  # continue from <out>/checkpoints/last if it exists
+    seed: int = 0
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    progress: bool = True  # a progress bar on stderr
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError(f"pretrain: steps={self.steps} and batch_size={self.batch_size} must be >= 1")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"pretrain: val_fraction={self.val_fraction} must be in [0, 1)")
+
+
+@dataclass
+class PretrainResult:
+    """What a pretraining run produced."""
+
+    policy_dir: Path
+    steps: int
+    train_loss: float  # mean over the last 50 steps
+    val_loss: float  # last validation (NaN without a validation split)
+    train_episodes: int
+    val_episodes: int
+
+
+def _lr_at(step: int, cfg: PretrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    frac = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+
+
+def batch_loss(vla: VLA, batch: ChunkBatch, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mean flow-matching loss of a chunk batch (padding past episode ends masked)."""
+    prefix = vla.encode(ObsBatch(batch.images, batch.state, batch.instructions))
+    per_sample = vla.flow_loss(
+        prefix,
+        batch.state,
+        batch.actions,
+        action_mask=torch.from_numpy(batch.action_mask),
+        generator=generator,
+    )
+    return per_sample.mean()
+
+
+def _policy_config_for(cfg: PolicyConfig, data: ChunkDataset) -> PolicyConfig:
+    """Fill the data's dims into the policy config; refuse a config that contradicts the data."""
+    for name, have in (("state_dim", data.state_dim), ("action_dim", data.action_dim)):
+        want = getattr(cfg, name)
+        if want and want != have:
+            raise ValueError(f"policy.{name}={want} but the demonstrations have {have}")
+    if sorted(cfg.cameras) != sorted(data.cameras):
+        raise ValueError(
+            f"policy.cameras={list(cfg.cameras)} but the demonstrations have cameras {list(data.cameras)}"
+        )
+    return dataclasses.replace(cfg, state_dim=data.state_dim, action_dim=data.action_dim)
+
+
+def pretrain(cfg: PretrainConfig) -> PretrainResult:
+    """Run (or resume) imitation pretraining; see the module docstring."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    store = EpisodeStore.open(cfg.store, create=False)
+    metas = [m for m in store.episodes(task=cfg.task or None) if m.outcome == "success"]
+    if not metas:
+        raise ValueError(
+            f"{cfg.store}: no successful episodes{f' of task {cfg.task!r}' if cfg.task else ''} to imitate"
+        )
+    episodes = [store.read_episode(m.episode_id) for m in metas]
+    train_eps, val_eps = split_by_episode(episodes, cfg.val_fraction, cfg.seed)
+    policy_cfg = cfg.policy
+    train = ChunkDataset(train_eps, policy_cfg.horizon)
+    val = ChunkDataset(val_eps, policy_cfg.horizon) if val_eps else None
+    log.info(
+        "pretrain: %d train / %d val episodes, %d train steps of data",
+        len(train_eps),
+        len(val_eps),
+        len(train),
+    )
+
+    last = out / "checkpoints" / "last"
+    resuming = cfg.resume and (last / "config.json").exists()
+    torch.manual_seed(cfg.seed)
+    if resuming:
+        vla = load_checkpoint(last)
+    else:
+        vla = VLA(_policy_config_for(policy_cfg, train))
+        vla.set_norm_stats(NormStats.of(train.all_states()), NormStats.of(train.all_actions()))
+    opt = torch.optim.AdamW(vla.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng = np.random.default_rng(cfg.seed)
+    start = 0
+    if resuming:
+        meta = load_training_state(last, opt)
+        start = int(meta["step"])
+        rng.bit_generator.state = meta["numpy_rng"]
+        log.info("pretrain: resumed from %s at step %d", last, start)
+
+    metrics = MetricsLogger(cfg.logger, out, "pretrain", dataclasses.asdict(cfg))
+    losses: list[float] = []
+    val_loss = float("nan")
+    bar = tqdm(total=cfg.steps, initial=start, desc="pretrain", disable=not cfg.progress, dynamic_ncols=True)
+    try:
+        for step in range(start, cfg.steps):
+            vla.train()
+            lr = _lr_at(step, cfg)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            loss = batch_loss(vla, train.sample(cfg.batch_size, rng))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(vla.parameters(), cfg.grad_clip)
+            opt.step()
+            losses.append(loss.item())
+            done = step + 1
+            row = {"pretrain/loss": losses[-1], "pretrain/lr": lr, "pretrain/grad_norm": float(grad_norm)}
+            if val is not None and (done % cfg.val_every == 0 or done == cfg.steps):
+                val_loss = validate(vla, val, cfg)
+                row["pretrain/val_loss"] = val_loss
+            metrics.log(row, done)
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", val=f"{val_loss:.4f}")
+            if done % cfg.ckpt_every == 0 or done == cfg.steps:
+                _save(vla, opt, last, done, rng)
+    finally:
+        bar.close()
+        metrics.close()
+    policy_dir = save_checkpoint(
+        vla, out / "policy", extra={"step": cfg.steps, "source_store": str(cfg.store)}
+    )
+    return PretrainResult(
+        policy_dir=policy_dir,
+        steps=cfg.steps,
+        train_loss=float(np.mean(losses[-50:])) if losses else float("nan"),
+        val_loss=val_loss,
+        train_episodes=len(train_eps),
+        val_episodes=len(val_eps),
+    )
+
+
+def validate(vla: VLA, val: ChunkDataset, cfg: PretrainConfig) -> float:
+    """Validation loss on fixed batches with fixed noise, so values are comparable across steps."""
+    vla.eval()
+    rng = np.random.default_rng(12345)
+    gen = torch.Generator().manual_seed(12345)
+    with torch.no_grad():
+        vals = [batch_loss(vla, val.sample(cfg.batch_size, rng), gen).item() for _ in range(cfg.val_batches)]
+    return float(np.mean(vals))
+
+
+def _save(vla: VLA, opt: torch.optim.Optimizer, path: Path, step: int, rng: np.random.Generator) -> None:
+    save_checkpoint(
+        vla,
+        path,
+        extra={"step": step},
+        write_more=lambda d: save_training_state(
+            d, opt, {"step": step, "numpy_rng": rng.bit_generator.state}
+        ),
+    )
