@@ -111,9 +111,7 @@ def vla_chunk_fn(vla: VLA, generator: torch.Generator | None = None) -> ChunkFn:
     vla.eval()
 
     def chunks(obs: Sequence[Observation]) -> np.ndarray:
-        batch = ObsBatch.stack(obs)
-        with torch.no_grad():
-            return vla.sample(vla.encode(batch), batch.state, generator=generator).cpu().numpy()
+        return vla.act_batch(ObsBatch.stack(obs), generator=generator).cpu().numpy()
 
     return chunks
 

@@ -6,10 +6,15 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# Test models are tiny: one thread is fastest for them, and two threads on a busy 2-core
+# machine spin-wait each other (measured 4x slower per update).
+torch.set_num_threads(1)
 
 
 @pytest.fixture

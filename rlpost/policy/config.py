@@ -87,6 +87,9 @@ class PolicyConfig:
     time_beta_a: float = 1.5
     time_beta_b: float = 1.0
     time_min: float = 0.001
+    # Acting with an advantage-conditioned expert (use_cond): the positive indicator, with this
+    # classifier-free guidance weight (1 = plain conditioning).
+    act_guidance: float = 1.0
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:

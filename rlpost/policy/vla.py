@@ -90,10 +90,22 @@ class VLA(nn.Module):
     @torch.no_grad()
     def act(self, obs: Observation, noise: np.ndarray | None = None) -> np.ndarray:
         """One observation -> a chunk float32 [H, A] in robot units."""
-        batch = ObsBatch.stack([obs])
-        prefix = self.encode(batch)
         nz = None if noise is None else _tensor(noise).unsqueeze(0)
-        return self.sample(prefix, _tensor(batch.state), noise=nz)[0].cpu().numpy()
+        return self.act_batch(ObsBatch.stack([obs]), noise=nz)[0].cpu().numpy()
+
+    @torch.no_grad()
+    def act_batch(
+        self, batch: ObsBatch, noise: Tensor | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Chunks for acting, float32 [B, H, A]: an advantage-conditioned expert acts with the
+        positive indicator and ``cfg.act_guidance``."""
+        prefix = self.encode(batch)
+        cond = (
+            guidance_cond(prefix.batch_size, self._device()) if self.expert.cond_embed is not None else None
+        )
+        return self.sample(
+            prefix, batch.state, noise=noise, cond=cond, guidance=self.cfg.act_guidance, generator=generator
+        )
 
     # -- normalisation -----------------------------------------------------------------------------
     def set_norm_stats(self, state: NormStats, action: NormStats) -> None:

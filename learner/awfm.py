@@ -1,0 +1,106 @@
+"""The learner's update rules on one batch: advantage-weighted flow matching and its ablations.
+
+    awfm             L = mean_b w_b · ‖v_θ(x_τ, τ | o_b) − (ε − a_b)‖²,  w = min(exp(Â/β), w_max) / mean
+                     with Â the advantage standardised per task (AWR, Peng et al. 2019; REWARD.md)
+    adv_conditioned  L = mean_b ‖v_θ(x_τ, τ | o_b, I_b) − (ε − a_b)‖², I_b = 1 for the top fraction of
+                     Â per task (RECAP, pi*0.6), dropped with probability p for classifier-free guidance
+    curated, bc_all  L = mean_b ‖v_θ − (ε − a_b)‖²; what differs is which samples replay offers
+
+A person's actions (intervention steps) get the top weight / the positive indicator when
+``human_credit = "positive"``. ``batch_loss`` is pure given its inputs: the loop that calls it
+owns the optimizer, checkpoints and publishing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from learner.advantages import (
+    advantage_weights,
+    effective_sample_size,
+    standardize_per_group,
+    top_fraction_indicator,
+)
+from learner.config import LearnerConfig
+from learner.replay import ReplayBatch
+from rlpost.policy import VLA, Prefix
+from rlpost.policy.action_expert import COND_DROPPED, COND_NEGATIVE, COND_POSITIVE
+from rlpost.schema import SchemaError
+
+
+def batch_weights(batch: ReplayBatch, cfg: LearnerConfig) -> tuple[np.ndarray, dict[str, float]]:
+    """Per-sample AWR weights (mean 1) and their statistics."""
+    adv = standardize_per_group(batch.adv, batch.task)
+    # RECAP: corrections by a person count as good actions
+    top = batch.human if cfg.human_credit == "positive" else None
+    w, mean_raw, clipped = advantage_weights(adv, cfg.beta, cfg.w_max, top)
+    stats = {
+        "learner/weight_mean_raw": mean_raw,
+        "learner/weight_max": float(w.max()),
+        "learner/ess": effective_sample_size(w),
+        "learner/clipped_frac": clipped,
+    }
+    return w, stats
+
+
+def condition_indicator(batch: ReplayBatch, cfg: LearnerConfig, rng: np.random.Generator) -> np.ndarray:
+    """int64 [B] in {COND_NEGATIVE, COND_POSITIVE, COND_DROPPED} for adv_conditioned training."""
+    positive = top_fraction_indicator(batch.adv, batch.task, cfg.positive_fraction)
+    if cfg.human_credit == "positive":
+        positive |= batch.human
+    cond = np.where(positive, COND_POSITIVE, COND_NEGATIVE)
+    cond[rng.random(len(cond)) < cfg.cond_dropout] = COND_DROPPED
+    return cond.astype(np.int64)
+
+
+def advantage_stats(batch: ReplayBatch) -> dict[str, float]:
+    """Mean raw advantage by where the step came from: demo / human / autonomous."""
+    out = {}
+    groups = {
+        "demo": batch.source == "demo",
+        "human": batch.human & (batch.source != "demo"),
+        "autonomous": ~batch.human & (batch.source != "demo"),
+    }
+    for name, m in groups.items():
+        if m.any() and np.isfinite(batch.adv[m]).all():
+            out[f"learner/adv_mean/{name}"] = float(batch.adv[m].mean())
+        out[f"learner/frac/{name}"] = float(m.mean())
+    return out
+
+
+def batch_loss(
+    vla: VLA, prefix: Prefix, batch: ReplayBatch, cfg: LearnerConfig, rng: np.random.Generator
+) -> tuple[Tensor, dict[str, float]]:
+    """The loss of one batch under ``cfg.mode`` and its metrics.
+
+    Raises:
+        SchemaError: NaN/Inf in the batch's states, actions or (for modes that use them) advantages.
+    """
+    for name, arr in (("state", batch.state), ("actions", batch.actions)):
+        if not np.all(np.isfinite(arr)):
+            bad = sorted(
+                {batch.keys[i] for i in np.flatnonzero(~np.isfinite(arr).reshape(len(arr), -1).all(1))}
+            )
+            raise SchemaError(f"learner batch: {name} contains NaN/Inf at (episode, t) {bad[:3]}")
+    if cfg.needs_labels and not np.all(np.isfinite(batch.adv)):
+        bad = [batch.keys[i] for i in np.flatnonzero(~np.isfinite(batch.adv))]
+        raise SchemaError(f"learner batch: advantage is NaN/Inf at (episode, t) {bad[:3]} (labels missing?)")
+    metrics = advantage_stats(batch)
+    mask = torch.from_numpy(batch.action_mask)
+    weights = cond = None
+    if cfg.mode == "awfm":
+        w, stats = batch_weights(batch, cfg)
+        weights = torch.from_numpy(w)
+        metrics.update(stats)
+    elif cfg.mode == "adv_conditioned":
+        c = condition_indicator(batch, cfg, rng)
+        cond = torch.from_numpy(c)
+        metrics["learner/positive_frac"] = float((c == COND_POSITIVE).mean())
+    per_sample = vla.flow_loss(
+        prefix, batch.state, batch.actions, weights=weights, cond=cond, action_mask=mask
+    )
+    loss = per_sample.mean()
+    metrics["learner/loss"] = float(loss.detach())
+    return loss, metrics

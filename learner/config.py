@@ -1,0 +1,73 @@
+"""Config schema of the central learner (registered with Hydra by rlpost.config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from learner.advantages import ADVANTAGE_KINDS
+from rlpost.names import unknown_name_error
+
+MODES = ("awfm", "adv_conditioned", "curated", "bc_all")
+HUMAN_CREDIT = ("positive", "valued")
+
+
+@dataclass
+class ReplayConfig:
+    """What the learner samples from the episode store."""
+
+    demo_fraction: float = 0.3  # of each batch from demonstrations; the rest from practice
+    recent_episodes: int = 0  # practice: only the latest N episodes (0: all)
+    label_version: str = ""  # reward labels to use ("" = the newest version of each episode)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.demo_fraction <= 1.0:
+            raise ValueError(f"learner.replay.demo_fraction={self.demo_fraction} must be in [0, 1]")
+        if self.recent_episodes < 0:
+            raise ValueError(f"learner.replay.recent_episodes={self.recent_episodes} must be >= 0")
+
+
+@dataclass
+class LearnerConfig:
+    """The learner: which update rule, its hyper-parameters, and how often it ships the head."""
+
+    mode: str = "awfm"  # awfm | adv_conditioned | curated | bc_all
+    advantage: str = "nstep"  # nstep | mc | gae | progress_delta
+    execute: int = 4  # k: actions executed per chunk (the n of the n-step advantage)
+    gae_lambda: float = 0.9
+    beta: float = 1.0  # AWR temperature on standardised advantages
+    w_max: float = 20.0  # weight clip
+    positive_fraction: float = 0.3  # adv_conditioned: top fraction (per task) marked positive
+    cond_dropout: float = 0.1  # adv_conditioned: indicator dropped (for classifier-free guidance)
+    guidance: float = 1.0  # adv_conditioned: guidance weight when acting (1 = no guidance)
+    human_credit: str = (
+        "positive"  # positive: a person's actions get the top weight (RECAP); valued: like any
+    )
+    curated_fastest: float = 1.0  # curated: keep this fastest fraction of successes per task
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    publish_every: int = 100  # updates between published head versions (also checkpoints)
+    cache_memory_mb: float = 2048.0
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise unknown_name_error("learner.mode", self.mode, MODES)
+        if self.advantage not in ADVANTAGE_KINDS:
+            raise unknown_name_error("learner.advantage", self.advantage, ADVANTAGE_KINDS)
+        if self.human_credit not in HUMAN_CREDIT:
+            raise unknown_name_error("learner.human_credit", self.human_credit, HUMAN_CREDIT)
+        if self.beta <= 0 or self.w_max < 1:
+            raise ValueError(f"learner: beta={self.beta} must be > 0 and w_max={self.w_max} >= 1")
+        if not 0 < self.positive_fraction < 1:
+            raise ValueError(f"learner.positive_fraction={self.positive_fraction} must be in (0, 1)")
+        if not 0 < self.curated_fastest <= 1:
+            raise ValueError(f"learner.curated_fastest={self.curated_fastest} must be in (0, 1]")
+        if self.execute < 1 or self.batch_size < 1 or self.publish_every < 1:
+            raise ValueError("learner: execute, batch_size and publish_every must be >= 1")
+
+    @property
+    def needs_labels(self) -> bool:
+        """Modes that rank samples by advantage need reward labels."""
+        return self.mode in ("awfm", "adv_conditioned")

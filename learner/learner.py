@@ -1,0 +1,166 @@
+"""The central learner: trains the action head on cached features of a frozen backbone.
+
+    learner = Learner(cfg, store, policy_dir, run_dir)
+    learner.train(500)            # refresh replay, update, checkpoint + publish every publish_every
+
+Only the head's parameters have optimizer state. The backbone's fingerprint is
+checked at every publish: if any backbone weight changed, the learner stops with
+an error instead of shipping a head the robots' backbone does not match.
+
+Run directory::
+
+    <run>/checkpoints/last/   VLA + head optimizer + step + version + replay RNG (resume starts here)
+    <run>/heads/              head-<version>.safetensors, one per published version
+    <run>/features/           the feature cache's spill files
+    <run>/metrics.jsonl
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from learner.awfm import batch_loss
+from learner.config import LearnerConfig
+from learner.publisher import HeadPublisher
+from learner.replay import Replay
+from rlpost.data.episode_store import EpisodeStore
+from rlpost.feature_cache import FeatureCache
+from rlpost.metrics import MetricsLogger
+from rlpost.policy import VLA, load_checkpoint, save_checkpoint
+from rlpost.policy.training_state import load_training_state, save_training_state
+
+log = logging.getLogger(__name__)
+
+
+def with_cond_input(vla: VLA, guidance: float) -> VLA:
+    """A copy of ``vla`` whose expert takes the advantage indicator (zero-initialised: same actions at first)."""
+    cfg = dataclasses.replace(
+        vla.cfg, expert=dataclasses.replace(vla.cfg.expert, use_cond=True), act_guidance=guidance
+    )
+    new = VLA(cfg, vla.backbone)
+    missing, unexpected = new.load_state_dict(vla.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("expert.cond_embed") for k in missing):
+        raise RuntimeError(f"adding the indicator input changed more than it should: {missing}, {unexpected}")
+    torch.nn.init.zeros_(new.expert.cond_embed.weight)
+    new.head_version = vla.head_version
+    return new
+
+
+class Learner:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        cfg: LearnerConfig,
+        store: EpisodeStore,
+        policy_dir: str | Path,
+        run_dir: str | Path,
+        metrics: MetricsLogger | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.cfg, self.store, self.run_dir = cfg, store, Path(run_dir)
+        self.last = self.run_dir / "checkpoints" / "last"
+        resuming = (self.last / "config.json").exists()
+        vla = load_checkpoint(self.last if resuming else policy_dir)
+        if cfg.mode == "adv_conditioned" and not vla.cfg.expert.use_cond:
+            vla = with_cond_input(vla, cfg.guidance)
+        vla.backbone.freeze()
+        self.vla = vla
+        self.backbone_fingerprint = vla.backbone.fingerprint()
+        self.opt = torch.optim.AdamW(vla.head_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.rng = np.random.default_rng(seed)
+        self.step = 0
+        self.version = vla.head_version
+        if resuming:
+            meta = load_training_state(self.last, self.opt)
+            self.step, self.version = int(meta["step"]), int(meta["version"])
+            self.rng.bit_generator.state = meta["numpy_rng"]
+            log.info("learner: resumed at step %d, head version %d", self.step, self.version)
+        self.publisher = HeadPublisher(self.run_dir / "heads")
+        if self.version > self.publisher.latest:
+            self.publisher.publish(
+                self.vla, self.version
+            )  # checkpointed but not yet published before a crash
+        self.cache = FeatureCache(
+            vla.backbone, self._frames, root=self.run_dir / "features", max_memory_mb=cfg.cache_memory_mb
+        )
+        self.replay = Replay(store, cfg, vla.cfg.horizon)
+        self.metrics = metrics
+
+    def _frames(self, episode_id: str) -> tuple[dict[str, np.ndarray], str]:
+        meta = self.store.meta(episode_id)
+        frames = self.store.read_frames(episode_id, np.arange(meta.length))
+        return frames.images, meta.instruction
+
+    # -- one update -----------------------------------------------------------------------------------------
+    def update(self) -> dict[str, float]:
+        """One gradient step on a replay batch; returns its metrics."""
+        t0 = time.perf_counter()
+        batch = self.replay.sample(self.cfg.batch_size, self.rng)
+        prefix = self.cache.prefixes(batch.keys)
+        self.vla.train()
+        loss, metrics = batch_loss(self.vla, prefix, batch, self.cfg, self.rng)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad = torch.nn.utils.clip_grad_norm_(self.vla.head_parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        self.step += 1
+        s = self.cache.stats
+        metrics.update(
+            {
+                "learner/grad_norm": float(grad),
+                "learner/update_s": time.perf_counter() - t0,
+                "learner/cache_hit_rate": s.hit_rate,
+                "learner/replay_episodes": self.replay.stats.episodes,
+                "learner/replay_pending": self.replay.stats.pending,
+            }
+        )
+        return metrics
+
+    def train(self, updates: int, progress: Any = None) -> dict[str, float]:
+        """Run ``updates`` updates, refreshing replay and publishing every ``publish_every``.
+
+        Returns the metrics of the last update.
+        """
+        last: dict[str, float] = {}
+        self.replay.refresh()
+        for _ in range(updates):
+            last = self.update()
+            if self.metrics is not None:
+                self.metrics.log(last, self.step)
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(loss=f"{last['learner/loss']:.4f}", version=self.version)
+            if self.step % self.cfg.publish_every == 0:
+                self.checkpoint_and_publish()
+                self.replay.refresh()
+        return last
+
+    def checkpoint_and_publish(self) -> int:
+        """Checkpoint, then publish the head as the next version; returns it.
+
+        The checkpoint is written first, so a crash in between re-publishes the same
+        version on resume: versions stay monotonic and no update is applied twice.
+
+        Raises:
+            RuntimeError: the backbone changed (it must stay frozen).
+        """
+        if self.vla.backbone.fingerprint() != self.backbone_fingerprint:
+            raise RuntimeError(
+                "learner: the backbone's weights changed; it must stay frozen. Not publishing."
+            )
+        self.version += 1
+        self.vla.head_version = self.version
+        state = {"step": self.step, "version": self.version, "numpy_rng": self.rng.bit_generator.state}
+        save_checkpoint(
+            self.vla, self.last, extra=state, write_more=lambda d: save_training_state(d, self.opt, state)
+        )
+        self.publisher.publish(self.vla, self.version)
+        return self.version

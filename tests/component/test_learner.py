@@ -1,0 +1,181 @@
+"""The learner on a store whose right answer is known, plus resume, frozen backbone and bad data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from learner.config import LearnerConfig, ReplayConfig
+from learner.learner import Learner
+from learner.publisher import published_versions
+from rlpost.data.episode_store import EpisodeStore
+from rlpost.policy import VLA, ObsBatch, load_checkpoint, load_head_file, save_checkpoint
+from rlpost.schema import EpisodeMeta, SchemaError, StepRecord
+
+GOOD, BAD = 0.6, -0.6  # the two action modes
+T = 10
+
+
+def _write_episode(store: EpisodeStore, rng, eid: str, mode: float, outcome: str, source: str = "autonomous"):
+    meta = EpisodeMeta(eid, "twomode", "move", "r0", "s0", source)
+    store.begin(meta)
+    for t in range(T):
+        store.append(
+            eid,
+            StepRecord(
+                images={"top": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)},
+                state=np.zeros(2, np.float32),
+                action=np.full(2, mode, np.float32),
+                policy_action=np.full(2, mode, np.float32),
+                intervention=False,
+                policy_version=0,
+                t_ns=t,
+                frame_index=t,
+            ),
+        )
+    store.finish(eid, outcome, "env")
+    # steps-to-go labels: successes reach 0, failures pay −1 at the end and look bad all along
+    reward = np.full(T, -1 / 20, np.float32)
+    if outcome == "success":
+        reward[-1] = 0.0
+        value = -(T - 1 - np.arange(T, dtype=np.float32)) / 20
+    else:
+        reward[-1] = -1.0
+        value = np.full(T, -0.9, np.float32)
+    store.write_labels(eid, "rm-v1", {"reward": reward, "value": value, "progress": np.zeros(T, np.float32)})
+
+
+@pytest.fixture(scope="module")
+def two_mode_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("twomode")
+    rng = np.random.default_rng(0)
+    with EpisodeStore.open(root / "store") as store:
+        for i in range(12):
+            good = i % 2 == 0
+            _write_episode(store, rng, f"ep{i:02d}", GOOD if good else BAD, "success" if good else "failure")
+    return root / "store"
+
+
+@pytest.fixture
+def policy_dir(tmp_path, small_policy_cfg):
+    torch.manual_seed(0)
+    return save_checkpoint(VLA(small_policy_cfg(horizon=4)), tmp_path / "policy")
+
+
+def _good_fraction(vla: VLA, n: int = 96) -> float:
+    rng = np.random.default_rng(1)
+    batch = ObsBatch(
+        {"top": rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)},
+        np.zeros((n, 2), np.float32),
+        ["move"] * n,
+    )
+    chunks = vla.act_batch(batch, generator=torch.Generator().manual_seed(0)).numpy()
+    return float((chunks.mean(axis=(1, 2)) > 0).mean())
+
+
+def _train(store_root, policy_dir, run_dir, **overrides) -> Learner:
+    cfg = LearnerConfig(batch_size=64, lr=3e-3, publish_every=150, **overrides)
+    with EpisodeStore.open(store_root) as store:
+        learner = Learner(cfg, store, policy_dir, run_dir)
+        learner.train(300)
+    return learner
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("mode", "lo", "hi"),
+    [("awfm", 0.85, 1.0), ("bc_all", 0.2, 0.8), ("curated", 0.95, 1.0), ("adv_conditioned", 0.85, 1.0)],
+)
+def test_modes_on_two_action_modes_with_known_advantages(two_mode_store, policy_dir, tmp_path, mode, lo, hi):
+    extra = {"beta": 0.5} if mode == "awfm" else {}
+    learner = _train(
+        two_mode_store,
+        policy_dir,
+        tmp_path / mode,
+        mode=mode,
+        replay=ReplayConfig(demo_fraction=0.0),
+        **extra,
+    )
+    frac = _good_fraction(learner.vla)
+    assert lo <= frac <= hi, f"{mode}: {frac:.2f} of sampled chunks in the good mode"
+    # what ships: the published head, loaded into a fresh copy of the policy, acts the same way
+    actor = load_checkpoint(learner.last)
+    assert published_versions(tmp_path / mode / "heads") == [1, 2]
+    assert (
+        load_head_file(tmp_path / mode / "heads" / "head-000002.safetensors").version
+        == actor.head_version
+        == 2
+    )
+
+
+def test_backbone_is_bit_identical_after_training_and_only_the_head_has_optimizer_state(
+    two_mode_store, policy_dir, tmp_path
+):
+    before = {k: v.clone() for k, v in load_checkpoint(policy_dir).backbone.state_dict().items()}
+    cfg = LearnerConfig(batch_size=16, publish_every=10)
+    with EpisodeStore.open(two_mode_store) as store:
+        learner = Learner(cfg, store, policy_dir, tmp_path / "run")
+        learner.train(20)
+    for k, v in learner.vla.backbone.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    head_ids = {id(p) for p in learner.vla.head_parameters()}
+    assert all(id(p) in head_ids for g in learner.opt.param_groups for p in g["params"])
+    assert learner.cache.stats.hit_rate > 0.9  # 12 episodes encoded once, then reused
+
+
+def test_resume_continues_the_same_step_and_version_without_repeating_or_skipping(
+    two_mode_store, policy_dir, tmp_path
+):
+    cfg = LearnerConfig(batch_size=16, publish_every=5)
+    run = tmp_path / "run"
+    with EpisodeStore.open(two_mode_store) as store:
+        first = Learner(cfg, store, policy_dir, run)
+        first.train(12)  # published 1, 2 at steps 5, 10; steps 11-12 not checkpointed
+        assert (first.step, first.version) == (12, 2)
+        second = Learner(cfg, store, policy_dir, run)  # as after a crash
+        assert (second.step, second.version) == (10, 2)
+        for k, v in load_checkpoint(run / "checkpoints" / "last").state_dict().items():
+            assert torch.equal(v, second.vla.state_dict()[k])
+        second.train(10)
+    assert (second.step, second.version) == (20, 4)
+    assert published_versions(run / "heads") == [1, 2, 3, 4]
+
+
+def test_a_nan_in_a_batch_is_caught_with_a_clear_error(tmp_path, policy_dir):
+    rng = np.random.default_rng(0)
+    with EpisodeStore.open(tmp_path / "store") as store:
+        _write_episode(store, rng, "ok", GOOD, "success")
+        _write_episode(store, rng, "bad", BAD, "failure")
+        store.write_labels(
+            "bad", "rm-v2", {"reward": np.full(T, np.nan, np.float32), "value": np.zeros(T, np.float32)}
+        )
+        learner = Learner(LearnerConfig(batch_size=8), store, policy_dir, tmp_path / "run")
+        with pytest.raises(SchemaError, match="episode bad give NaN/Inf advantages"):
+            learner.train(1)
+
+
+def test_modes_that_rank_by_advantage_wait_for_labels(tmp_path, policy_dir):
+    rng = np.random.default_rng(0)
+    with EpisodeStore.open(tmp_path / "store") as store:
+        _write_episode(store, rng, "labelled", GOOD, "success")
+        meta = EpisodeMeta("unlabelled", "twomode", "move", "r0", "s0", "autonomous")
+        store.begin(meta)
+        step = StepRecord(
+            images={"top": np.zeros((32, 32, 3), np.uint8)},
+            state=np.zeros(2, np.float32),
+            action=np.zeros(2, np.float32),
+            policy_action=np.zeros(2, np.float32),
+            intervention=False,
+            policy_version=0,
+            t_ns=0,
+            frame_index=0,
+        )
+        store.append("unlabelled", step)
+        store.finish("unlabelled", "failure", "env")
+        learner = Learner(LearnerConfig(batch_size=8), store, policy_dir, tmp_path / "run")
+        learner.replay.refresh()
+        assert learner.replay.stats.pending == 1 and learner.replay.stats.episodes == 1
+        bc = Learner(LearnerConfig(mode="bc_all", batch_size=8), store, policy_dir, tmp_path / "run_bc")
+        bc.replay.refresh()
+        assert bc.replay.stats.episodes == 2
