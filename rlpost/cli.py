@@ -94,11 +94,168 @@ def _eval(overrides: list[str]) -> int:
     return 0
 
 
+def _register_reward_schemas() -> None:
+    # rlpost/config.py is core and must not import reward_models/ (test_architecture), so the
+    # wiring module registers the reward commands' schemas.
+    from reward_models.config import LabelConfig, RewardEvalConfig, RewardTrainConfig
+    from rlpost.config import COMMAND_SCHEMAS
+
+    COMMAND_SCHEMAS.update(
+        {"train_reward": RewardTrainConfig, "label": LabelConfig, "reward_eval": RewardEvalConfig}
+    )
+
+
+def _policy_alias(overrides: list[str]) -> list[str]:
+    # `policy=<dir>` names the VLA checkpoint (as in eval); "policy" is also a config group.
+    return [f"policy_checkpoint={o[7:]}" if o.startswith("policy=") else o for o in overrides]
+
+
+def _train_reward(overrides: list[str]) -> int:
+    from reward_models.train import train_reward_model
+    from rlpost.config import compose
+    from rlpost.report import format_table
+
+    _register_reward_schemas()
+    cfg = compose("train_reward", _policy_alias(overrides))
+    r = train_reward_model(cfg)
+    row = {"version": r.version, "steps": r.steps, "train_eps": r.train_episodes, "val_eps": r.val_episodes}
+    print(format_table([row | r.val_metrics], title=f"train-reward: {r.checkpoint}"))
+    return 0
+
+
+def _label(overrides: list[str]) -> int:
+    from reward_models.labeler import Labeler
+    from rlpost.config import compose
+    from rlpost.report import format_table
+
+    _register_reward_schemas()
+    cfg = compose("label", _policy_alias(overrides))
+    labeler = Labeler.from_config(cfg)
+    r = labeler.label(cfg.episodes or labeler.unlabelled(cfg.task), overwrite=cfg.overwrite)
+    row = {
+        "label_version": r.label_version,
+        "labelled": len(r.labelled),
+        "already_labelled": len(r.already_labelled),
+        "no_outcome": len(r.no_outcome),
+        "auto_marked": len(r.auto_marked),
+    }
+    print(format_table([row], title=f"label {cfg.store} with {cfg.reward_model}"))
+    return 0
+
+
+def _reward_eval(overrides: list[str]) -> int:
+    from reward_models.evaluate import TABLE_COLUMNS, evaluate_reward_model, table_rows
+    from rlpost.config import compose
+    from rlpost.report import format_table, write_json
+
+    _register_reward_schemas()
+    cfg = compose("reward_eval", _policy_alias(overrides))
+    r = evaluate_reward_model(cfg)
+    held = "held-out episodes" if r["held_out_only"] else "all episodes"
+    print(
+        format_table(
+            table_rows(r), TABLE_COLUMNS, f"reward-eval {r['label_version']} on {cfg.store} ({held})"
+        )
+    )
+    if cfg.out:
+        print(f"wrote {write_json(cfg.out, r)}")
+    return 0
+
+
+def _register_role_schemas() -> None:
+    # rlpost/config.py is core and must not import the role packages (test_architecture);
+    # the wiring module registers their commands' schemas.
+    from actors.config import RobotServerConfig
+    from learner.bench import LearnerBenchConfig
+    from learner.offline import LearnConfig
+    from rlpost.config import COMMAND_SCHEMAS
+
+    COMMAND_SCHEMAS.update(
+        {"learn": LearnConfig, "bench_learner": LearnerBenchConfig, "robot_server": RobotServerConfig}
+    )
+
+
+def _learn(overrides: list[str]) -> int:
+    from learner.offline import run_learn
+    from rlpost.config import compose
+    from rlpost.report import format_table
+
+    _register_role_schemas()
+    cfg = compose(
+        "learn", [f"policy_checkpoint={o[7:]}" if o.startswith("policy=") else o for o in overrides]
+    )
+    r = run_learn(cfg)
+    row = {
+        "mode": cfg.learner.mode,
+        "updates": r.updates,
+        "head_version": r.version,
+        "loss": r.loss,
+        "ess": r.ess,
+        "cache_hit_rate": r.cache_hit_rate,
+        "heads": str(r.run_dir / "heads"),
+    }
+    print(format_table([row], title=f"learn on {cfg.store}"))
+    return 0
+
+
+def _bench_learner(overrides: list[str]) -> int:
+    from learner.bench import run_learner_bench
+    from rlpost.config import compose
+    from rlpost.report import format_table, write_json
+
+    _register_role_schemas()
+    cfg = compose("bench_learner", overrides)
+    result = run_learner_bench(cfg)
+    s = result["setup"]
+    title = (
+        f"rlpost bench learner: head updates/s, feature cache vs frozen backbone re-run each update "
+        f"(batch {s['batch']}, {s['image_size']} px, H={s['horizon']}, {s['threads']} torch thread(s))"
+    )
+    print(format_table(result["rows"], title=title))
+    if cfg.out:
+        print(f"wrote {write_json(cfg.out, result)}")
+    return 0
+
+
+def _robot_server(overrides: list[str]) -> int:
+    from actors.robot_server import run_robot_server
+    from rlpost.config import compose
+
+    _register_role_schemas()
+    cfg = compose("robot_server", overrides)
+    run_robot_server(
+        cfg, ready=lambda ep: print(f"robot-server {cfg.robot_id} listening on {ep}", flush=True)
+    )
+    return 0
+
+
+def _teleop(argv: list[str]) -> int:
+    from actors.devices.keyboard import main as keyboard_main
+
+    return keyboard_main(argv)
+
+
 # (group, name) -> (help, handler). Later issues add practice, pretrain, eval, ...
 COMMANDS: dict[tuple[str, ...], tuple[str, Callable[[list[str]], int]]] = {
     ("collect",): ("record scripted demonstrations of a simulated task into an episode store", _collect),
     ("pretrain",): ("imitation-pretrain the whole VLA on a store of demonstrations", _pretrain),
     ("eval",): ("success rate (CI), progress, successes/hour, cycle time of a policy on a task", _eval),
+    ("train-reward",): (
+        "train the success + progress reward model on cached backbone features",
+        _train_reward,
+    ),
+    ("label",): ("write versioned per-step reward labels into an episode store", _label),
+    ("reward-eval",): (
+        "reward model VOC, success AUROC/F1, calibration, final progress by outcome",
+        _reward_eval,
+    ),
+    ("learn",): ("train the action head offline on a store (awfm, adv_conditioned, curated, bc_all)", _learn),
+    ("robot-server",): ("serve a robot driver over zmq for a robot actor", _robot_server),
+    ("teleop",): ("keyboard teleop of a robot's operator channel (--endpoint, --robot-id)", _teleop),
+    ("bench", "learner"): (
+        "head updates/s with the feature cache vs re-running the backbone",
+        _bench_learner,
+    ),
     ("bench", "policy"): ("time prefix-cached vs re-encoded chunk sampling; policy latency", _bench_policy),
 }
 
@@ -120,7 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
                 g = sub.add_parser(path[0], help=f"{path[0]} subcommands")
                 groups[path[0]] = g.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
             p = groups[path[0]].add_parser(path[1], help=help_text)
-        p.add_argument("overrides", nargs="*", help="Hydra overrides, key=value")
+        if path == ("teleop",):  # takes its own --flags
+            p.add_argument("overrides", nargs=argparse.REMAINDER, help="--endpoint ... --robot-id ...")
+        else:
+            p.add_argument("overrides", nargs="*", help="Hydra overrides, key=value")
         p.set_defaults(handler=handler)
     return parser
 
