@@ -179,3 +179,24 @@ def test_modes_that_rank_by_advantage_wait_for_labels(tmp_path, policy_dir):
         bc = Learner(LearnerConfig(mode="bc_all", batch_size=8), store, policy_dir, tmp_path / "run_bc")
         bc.replay.refresh()
         assert bc.replay.stats.episodes == 2
+
+
+def test_rlpost_learn_trains_publishes_and_resumes_from_the_command_line(two_mode_store, policy_dir, tmp_path, capsys):
+    from rlpost.cli import main
+
+    args = [
+        "learn",
+        f"store={two_mode_store}",
+        f"policy={policy_dir}",
+        f"out={tmp_path / 'run'}",
+        "learner.mode=awfm",
+        "learner.batch_size=16",
+        "learner.publish_every=4",
+        "logger.wandb_mode=disabled",
+        "progress=false",
+    ]
+    assert main([*args, "updates=6"]) == 0  # versions 1 (step 4) and 2 (final, step 6)
+    assert published_versions(tmp_path / "run" / "heads") == [1, 2]
+    assert main([*args, "updates=8"]) == 0  # resumes at step 6: version 3 at step 8
+    assert published_versions(tmp_path / "run" / "heads") == [1, 2, 3]
+    assert "head_version" in capsys.readouterr().out
