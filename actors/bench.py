@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -131,3 +132,14 @@ def bench_bridge(image: int = 224, n: int = 500) -> dict[str, Any]:
         proc.kill()
         proc.wait(10)
     return {"image": image, "n": n, "rtt_ms": _pct(rtt), "bytes_per_obs": image * image * 3}
+
+
+@dataclass
+class ActorsBenchConfig:
+    """Settings of `rlpost bench actors`."""
+
+    hz: float = 50.0
+    seconds: float = 5.0  # realtime control loop run time
+    image: int = 224  # bridge observation size (h = w), uint8 RGB
+    round_trips: int = 500
+    out: str = ""

@@ -165,13 +165,19 @@ def _reward_eval(overrides: list[str]) -> int:
 def _register_role_schemas() -> None:
     # rlpost/config.py is core and must not import the role packages (test_architecture);
     # the wiring module registers their commands' schemas.
+    from actors.bench import ActorsBenchConfig
     from actors.config import RobotServerConfig
     from learner.bench import LearnerBenchConfig
     from learner.offline import LearnConfig
     from rlpost.config import COMMAND_SCHEMAS
 
     COMMAND_SCHEMAS.update(
-        {"learn": LearnConfig, "bench_learner": LearnerBenchConfig, "robot_server": RobotServerConfig}
+        {
+            "learn": LearnConfig,
+            "bench_learner": LearnerBenchConfig,
+            "bench_actors": ActorsBenchConfig,
+            "robot_server": RobotServerConfig,
+        }
     )
 
 
@@ -217,6 +223,27 @@ def _bench_learner(overrides: list[str]) -> int:
     return 0
 
 
+def _bench_actors(overrides: list[str]) -> int:
+    from actors.bench import bench_bridge, bench_control_loop
+    from rlpost.config import compose
+    from rlpost.report import format_table, write_json
+
+    _register_role_schemas()
+    cfg = compose("bench_actors", overrides)
+    loop = bench_control_loop(hz=cfg.hz, seconds=cfg.seconds)
+    bridge = bench_bridge(image=cfg.image, n=cfg.round_trips)
+    rows = [
+        {"measure": f"control period at {cfg.hz:g} Hz (realtime)", **loop["period_ms"]},
+        {"measure": "control jitter |period - target|", **loop["jitter_ms"]},
+        {"measure": f"bridge round trip, {cfg.image}x{cfg.image} image", **bridge["rtt_ms"]},
+    ]
+    print(format_table(rows, ["measure", "p50", "p99", "max"], "rlpost bench actors (ms)"))
+    print(f"control overruns: {loop['overruns']} of {loop['steps']} steps")
+    if cfg.out:
+        print(f"wrote {write_json(cfg.out, {'control_loop': loop, 'bridge': bridge})}")
+    return 0
+
+
 def _robot_server(overrides: list[str]) -> int:
     from actors.robot_server import run_robot_server
     from rlpost.config import compose
@@ -226,6 +253,51 @@ def _robot_server(overrides: list[str]) -> int:
     run_robot_server(
         cfg, ready=lambda ep: print(f"robot-server {cfg.robot_id} listening on {ep}", flush=True)
     )
+    return 0
+
+
+def _register_session_schemas() -> None:
+    # The session and demo schemas nest role-package configs (ActorConfig, LearnerConfig,
+    # RewardTrainConfig), so they are registered here, like the role commands' schemas.
+    from rlpost.config import COMMAND_SCHEMAS
+    from rlpost.demo import DemoConfig
+    from rlpost.session import PracticeConfig
+
+    COMMAND_SCHEMAS.update({"practice": PracticeConfig, "demo": DemoConfig, "demo_quick": DemoConfig})
+
+
+def _practice(overrides: list[str]) -> int:
+    from rlpost.config import compose
+    from rlpost.report import format_table
+    from rlpost.session import Session
+
+    _register_session_schemas()
+    cfg = compose("practice", _policy_alias(overrides))
+    s = Session(cfg, on_status=lambda text: print(text, flush=True)).run()
+    title = (
+        f"practice {s.session_id} ({s.stopped_by}): {s.episodes} episodes, {s.steps} steps in {s.wall_s:.0f} s, "
+        f"learner step {s.learner_step}, head v{s.head_version}; session in {s.out}"
+    )
+    print(format_table(s.rows, title=title))
+    bms = f"{max(s.broadcast_ms):.1f}" if s.broadcast_ms else "-"
+    print(
+        f"robot actors up in {s.actors_start_s:.1f} s; {s.steps_per_s:.0f} control steps/s (all robots); "
+        f"{s.updates_per_s:.2f} learner updates/s while robots ran; head broadcast max {bms} ms"
+    )
+    return 0
+
+
+def _demo(overrides: list[str]) -> int:
+    from rlpost.config import compose
+    from rlpost.demo import result_table, run_demo
+
+    _register_session_schemas()
+    quick = "--quick" in overrides or "quick=true" in overrides
+    rest = [o for o in overrides if o not in ("--quick", "quick=true", "quick=false")]
+    cfg = compose("demo_quick" if quick else "demo", rest)
+    r = run_demo(cfg, on_status=lambda text: print(text, flush=True))
+    print(result_table(cfg, r))
+    print(f"wrote {cfg.out}/demo_result.json")
     return 0
 
 
@@ -249,9 +321,21 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable[[list[str]], int]]] = {
         "reward model VOC, success AUROC/F1, calibration, final progress by outcome",
         _reward_eval,
     ),
+    ("practice",): (
+        "practice session on Ray: robots + operators, labeler, learner, head publishing (resume=true)",
+        _practice,
+    ),
+    ("demo",): (
+        "the whole loop on this machine: collect, pretrain, eval, practice, eval again (--quick: smoke run)",
+        _demo,
+    ),
     ("learn",): ("train the action head offline on a store (awfm, adv_conditioned, curated, bc_all)", _learn),
     ("robot-server",): ("serve a robot driver over zmq for a robot actor", _robot_server),
     ("teleop",): ("keyboard teleop of a robot's operator channel (--endpoint, --robot-id)", _teleop),
+    ("bench", "actors"): (
+        "control-loop period jitter at the robot rate and zmq bridge round trip",
+        _bench_actors,
+    ),
     ("bench", "learner"): (
         "head updates/s with the feature cache vs re-running the backbone",
         _bench_learner,
@@ -281,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("overrides", nargs=argparse.REMAINDER, help="--endpoint ... --robot-id ...")
         else:
             p.add_argument("overrides", nargs="*", help="Hydra overrides, key=value")
+        if path == ("demo",):
+            p.add_argument("--quick", action="store_true", help="a ~2-minute smoke run with tiny budgets")
         p.set_defaults(handler=handler)
     return parser
 
@@ -294,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     from rlpost.config import ConfigError
 
     try:
-        return args.handler(args.overrides)
+        return args.handler(args.overrides + (["--quick"] if getattr(args, "quick", False) else []))
     except ConfigError as e:
         print(f"rlpost: bad config: {e}", file=sys.stderr)
         return 2

@@ -43,6 +43,7 @@ class EvalConfig:
     sim: SimConfig = field(default_factory=SimConfig)
     out: str = ""  # write the JSON result here when set
     threads: int = 0
+    device: str = "cpu"  # torch device for the policy
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -204,7 +205,7 @@ def evaluate_checkpoint(cfg: EvalConfig) -> EvalResult:
     """Load ``cfg.checkpoint`` and evaluate it (the `rlpost eval` command)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    vla = load_checkpoint(cfg.checkpoint)
+    vla = load_checkpoint(cfg.checkpoint, device=cfg.device)
     sim_cameras = tuple(cfg.sim.cameras)
     if sorted(sim_cameras) != sorted(vla.cfg.cameras):
         raise ValueError(

@@ -53,6 +53,7 @@ class PretrainConfig:
     resume: bool = True  # continue from <out>/checkpoints/last if it exists
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    device: str = "cpu"  # torch device to train on ("cuda" on a GPU machine)
     progress: bool = True  # a progress bar on stderr
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
@@ -135,10 +136,11 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     resuming = cfg.resume and (last / "config.json").exists()
     torch.manual_seed(cfg.seed)
     if resuming:
-        vla = load_checkpoint(last)
+        vla = load_checkpoint(last, device=cfg.device)
     else:
         vla = VLA(_policy_config_for(policy_cfg, train))
         vla.set_norm_stats(NormStats.of(train.all_states()), NormStats.of(train.all_actions()))
+        vla.to(cfg.device)
     opt = torch.optim.AdamW(vla.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(cfg.seed)
     start = 0

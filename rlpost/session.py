@@ -1,0 +1,910 @@
+"""The practice session on Ray: robots, operators, store, labeler, learner and head publishing.
+
+    session = Session(PracticeConfig(...), on_status=print)
+    summary = session.run()          # start(), practise until the budget or Ctrl-C, shutdown()
+
+This is the only core module (besides the CLI) that imports actors/, learner/ and
+reward_models/, and the only place ``ray.remote`` is applied. The pieces:
+
+- one Ray actor per robot (:class:`actors.robot_actor.RobotActor`, ``max_concurrency >= 2``
+  so ``status()`` and ``offer_weights()`` answer while ``run()`` is busy), or several
+  simulated robots per actor process (:class:`RobotGroup`) for CPU efficiency. Each robot
+  records every step straight into the session's episode store (multi-writer), with its
+  simulated operator (or a person's device) on its operator channel. With
+  ``ray.robot_resources`` each robot's actor asks for the custom resource ``robot:<id>``,
+  so it lands on the host that declares it (one owner per robot).
+- :class:`LearnerService`: the labeler (labels each newly finished episode with the reward
+  model) and the learner (k updates per cycle, publishing a head every
+  ``learner.publish_every``). It runs in the driver by default: on a 2-core machine a
+  second torch process only adds start-up and contention, and the driver has nothing else
+  to do. ``ray.learner_actor=true`` (implied by ``ray.learner_gpus > 0``) runs the same
+  class as a Ray actor that asks for the GPUs.
+- every new head is ``ray.put`` once as a dict of numpy arrays and that one ref is offered
+  to every robot actor; robots load it between chunks, and the steps they record carry
+  the version.
+
+Session directory (``out``)::
+
+    session.json        session id, runs (start/stop times), config of the latest run
+    store/              the episode store: imported demos + practice episodes + labels
+    learner/            checkpoints/last, heads/head-<v>.safetensors, features/, metrics.jsonl
+    metrics.jsonl       fleet metrics (robot/<id>/..., fleet/...) and wandb/ (offline)
+    session.log         this process's log lines
+    summary.json        the final summary (robots, learner, throughput, broadcast latency)
+
+``resume=true`` continues a session directory: same id, learner from its checkpoint,
+budgets count everything the directory already holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from actors.config import ActorConfig, ControlConfig
+from actors.control_loop import EpisodeReport
+from actors.robot_actor import RobotActor
+from actors.runner import ActorStatus, RobotRunner
+from learner.config import LearnerConfig
+from learner.learner import Learner
+from reward_models.config import LabelConfig, RewardTrainConfig
+from reward_models.labeler import Labeler
+from reward_models.train import TrainResult, train_reward_model
+from rlpost.data.episode_store import EpisodeStore
+from rlpost.fleet_status import EpisodeOutcome, FleetTracker, RobotLive, rate
+from rlpost.metrics import LoggerConfig, MetricsLogger
+from rlpost.report import write_json
+from rlpost.schema import StepRecord
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "BudgetConfig",
+    "LearnerConfig",
+    "PracticeConfig",
+    "RayConfig",
+    "RewardTrainConfig",
+    "Session",
+    "SessionError",
+    "SessionSummary",
+    "import_episodes",
+    "train_reward",
+]
+
+PRACTICE_SEED = 1_000_000  # robot i's episodes use seeds PRACTICE_SEED + i * SEED_STRIDE + n
+SEED_STRIDE = 100_000
+
+
+class SessionError(RuntimeError):
+    """The session cannot keep going (a robot actor died for good, a bad session directory)."""
+
+
+# ------------------------------------------------------------------------------------- config
+@dataclass
+class RayConfig:
+    """Where the session's actors run."""
+
+    address: str = ""  # "": start a local Ray; "auto" or "host:port": join a running cluster
+    num_cpus: int = 0  # local Ray only; 0: the machine's cores, raised to fit the session's actors
+    include_dashboard: bool = False  # the dashboard costs ~200 MB
+    log_to_driver: bool = False  # actors' log lines go to Ray's log files, not the terminal
+    robot_resources: bool = False  # pin robot <id>'s actor with the custom resource {"robot:<id>": 1}
+    actor_num_cpus: float = 1.0  # per robot actor (Ray gives it that many torch threads, 1 if fractional)
+    robots_per_actor: int = 1  # >1: several simulated robots share one actor process
+    actor_max_restarts: int = 2  # a crashed robot actor comes back (its in-flight episode is recovered)
+    learner_actor: bool = False  # run the learner + labeler as a Ray actor instead of in the driver
+    learner_gpus: float = 0.0  # > 0: the learner actor asks Ray for this many GPUs
+    learner_num_cpus: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.robots_per_actor < 1:
+            raise ValueError(f"ray.robots_per_actor={self.robots_per_actor} must be >= 1")
+        if self.robot_resources and self.robots_per_actor > 1:
+            raise ValueError(
+                "ray.robot_resources pins one robot per actor to its host; it cannot be combined with "
+                f"ray.robots_per_actor={self.robots_per_actor}"
+            )
+        if self.learner_gpus < 0 or self.actor_num_cpus <= 0 or self.learner_num_cpus <= 0:
+            raise ValueError("ray: learner_gpus must be >= 0, actor_num_cpus and learner_num_cpus > 0")
+        if self.learner_gpus > 0:
+            self.learner_actor = True  # a GPU is asked for by an actor, not the driver
+        if self.address and self.num_cpus:
+            raise ValueError("ray.num_cpus applies to a local Ray only; a cluster declares its own CPUs")
+
+
+@dataclass
+class BudgetConfig:
+    """When practice stops (whichever comes first; all 0: only Ctrl-C stops it).
+
+    Counts are totals of the session directory, so a resumed session continues to them.
+    """
+
+    episodes: int = 0  # practice episodes (all robots)
+    robot_hours: float = 0.0  # robot time of practice episodes (simulated time for sims)
+    updates: int = 0  # learner updates
+
+    def __post_init__(self) -> None:
+        if self.episodes < 0 or self.robot_hours < 0 or self.updates < 0:
+            raise ValueError("budget: episodes, robot_hours and updates must be >= 0 (0: no limit)")
+
+
+def _default_actor() -> ActorConfig:
+    # Simulated robots with simulated operators, faster than real time. policy, store, task,
+    # robot_id, session_id and seed are filled in per robot by the session.
+    return ActorConfig(
+        policy="runs/pretrain/policy",
+        sim_operator=True,
+        control=ControlConfig(realtime=False, execute=4, lead_steps=2),
+    )
+
+
+@dataclass
+class PracticeConfig:
+    """Settings of `rlpost practice`."""
+
+    out: str = "runs/practice"  # the session directory
+    policy_checkpoint: str = "runs/pretrain/policy"  # the VLA to start from (`policy=` on the CLI)
+    demos: str = ""  # an episode store of demonstrations, imported into the session store once
+    reward_model: str = ""  # reward model checkpoint (rm-v<N>); needed when learner.mode uses labels
+    task: str = "tabletop"
+    robots: int = 2
+    robot_ids: list[str] = field(default_factory=list)  # names; empty: sim-0 .. sim-<robots-1>
+    endpoints: list[str] = field(default_factory=list)  # actor.robot=zmq: one robot-server per robot
+    actor: ActorConfig = field(default_factory=_default_actor)  # template for every robot
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    learn: bool = True  # False: robots practise and record, nothing is trained (warm-up, data collection)
+    learn_after: int = 4  # practice episodes in the store before the first update
+    updates_per_cycle: int = 10  # learner updates between looks at the robots
+    # At most this many learner updates per finished practice episode (0: as fast as it can).
+    # On a small machine an unthrottled learner in the driver takes the robots' CPU.
+    max_updates_per_episode: float = 0.0
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+    resume: bool = False  # continue the session in `out`
+    status_every_s: float = 10.0  # the status table (0: never)
+    status_window: int = 20  # success and takeovers over each robot's last N episodes
+    stop_timeout_s: float = 120.0  # on shutdown, wait this long for robots to finish their episode
+    seed: int = 0
+    threads: int = 1  # torch threads of the learner (in the driver or its actor)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    def __post_init__(self) -> None:
+        if self.robot_ids:
+            if self.robots not in (0, len(self.robot_ids)):
+                raise ValueError(f"robots={self.robots} but robot_ids names {len(self.robot_ids)} robots")
+            if len(set(self.robot_ids)) != len(self.robot_ids):
+                raise ValueError(f"robot_ids {self.robot_ids} names a robot twice")
+            self.robots = len(self.robot_ids)
+        if self.robots < 1:
+            raise ValueError(f"robots={self.robots} must be >= 1")
+        if self.actor.robot == "zmq" and len(self.endpoints) != self.robots:
+            raise ValueError(
+                f"actor.robot=zmq needs one robot-server endpoint per robot: {self.robots} robots, "
+                f"{len(self.endpoints)} endpoints"
+            )
+        if self.actor.robot == "zmq" and self.ray.robots_per_actor > 1:
+            raise ValueError("ray.robots_per_actor > 1 is for simulated robots only")
+        if self.updates_per_cycle < 1 or self.learn_after < 0 or self.status_window < 1:
+            raise ValueError("updates_per_cycle and status_window must be >= 1, learn_after >= 0")
+        if self.max_updates_per_episode < 0:
+            raise ValueError(
+                f"max_updates_per_episode={self.max_updates_per_episode} must be >= 0 (0: no cap)"
+            )
+        if self.budget.updates and not self.learn:
+            raise ValueError("budget.updates with learn=false would never be reached")
+
+    def check_learning(self) -> None:
+        """Raises ValueError when learning needs reward labels and no reward model is given.
+
+        (Checked when the session starts, not in ``__post_init__``: `rlpost demo` trains the
+        reward model after composing this config.)
+        """
+        if self.learn and self.learner.needs_labels and not self.reward_model:
+            raise ValueError(
+                f"learner.mode={self.learner.mode} ranks samples by advantage and needs reward labels: "
+                "set reward_model=<dir of rm-v<N>> (rlpost train-reward), or learner.mode=curated/bc_all"
+            )
+
+    def robot_names(self) -> list[str]:
+        return list(self.robot_ids) or [f"sim-{i}" for i in range(self.robots)]
+
+
+# ------------------------------------------------------------------------------ demos and rewards
+def import_episodes(src: str | Path, dst: EpisodeStore) -> int:
+    """Copy every finished episode of ``src`` into ``dst`` once (same ids, meta and outcome).
+
+    Demonstrations are imported into the session store so replay can mix them with
+    practice; an id already in ``dst`` is left alone, so importing twice copies nothing.
+
+    Returns:
+        How many episodes were copied now.
+
+    Raises:
+        StoreError: ``src`` is not an episode store, or one of its files is corrupt (names it).
+    """
+    have = {m.episode_id for m in dst.episodes()}
+    copied = 0
+    with EpisodeStore.open(src, create=False, recover=False) as s:
+        for m in s.episodes():
+            if m.episode_id in have:
+                continue
+            ep = s.read_episode(m.episode_id)
+            begin = dataclasses.replace(
+                m, outcome="running", marked_by="none", length=0, episode_index=-1, duration_s=0.0
+            )
+            dst.begin(begin)
+            for t in range(len(ep.action)):
+                dst.append(
+                    m.episode_id,
+                    StepRecord(
+                        images={c: ep.images[c][t] for c in ep.images},
+                        state=ep.state[t],
+                        action=ep.action[t],
+                        policy_action=ep.policy_action[t],
+                        intervention=bool(ep.intervention[t]),
+                        policy_version=int(ep.policy_version[t]),
+                        t_ns=int(ep.t_ns[t]),
+                        frame_index=int(ep.frame_index[t]),
+                        reward=float(ep.reward[t]),
+                    ),
+                )
+            dst.finish(m.episode_id, m.outcome, m.marked_by)
+            copied += 1
+    return copied
+
+
+def train_reward(cfg: RewardTrainConfig) -> TrainResult:
+    """Train a reward model (reward_models.train); here so pipelines in core can call it."""
+    return train_reward_model(cfg)
+
+
+# ----------------------------------------------------------------------------------- learner
+@dataclass(frozen=True)
+class LearnerTick:
+    """What one learner cycle did (crosses the process boundary when the learner is an actor)."""
+
+    step: int  # learner updates so far (session total)
+    version: int  # latest published head version
+    updates: int  # updates done in this cycle
+    labelled: int  # episodes labelled in this cycle
+    seconds: float  # wall time of the updates
+    loss: float  # last update's loss (NaN without updates)
+
+
+class LearnerService:
+    """The labeler and the learner of one session (a plain class: in the driver or a Ray actor)."""
+
+    def __init__(self, cfg: PracticeConfig, store_dir: str, run_dir: str, group: str) -> None:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+        self.cfg = cfg
+        self.store = EpisodeStore.open(store_dir, create=False, recover=False)
+        self.metrics = MetricsLogger(
+            dataclasses.replace(cfg.logger, group=group), run_dir, f"{group}-learner", dataclasses.asdict(cfg)
+        )
+        self.labeler: Labeler | None = None
+        if cfg.reward_model:
+            self.labeler = Labeler.from_config(
+                LabelConfig(
+                    store=store_dir,
+                    reward_model=cfg.reward_model,
+                    policy_checkpoint=cfg.policy_checkpoint,
+                    progress=False,
+                )
+            )
+        self.learner = Learner(
+            cfg.learner, self.store, cfg.policy_checkpoint, run_dir, metrics=self.metrics, seed=cfg.seed
+        )
+        self.published_at_step = self.learner.step
+        self.labelled_total = 0
+
+    def label_new(self) -> int:
+        """Label every finished episode without this reward model's labels; returns how many."""
+        if self.labeler is None:
+            return 0
+        n = len(self.labeler.label(self.labeler.unlabelled(self.cfg.task)).labelled)
+        self.labelled_total += n
+        return n
+
+    def practice_ready(self) -> bool:
+        """Enough practice episodes have finished (``learn_after``) for the first update."""
+        return sum(m.source != "demo" for m in self.store.episodes()) >= self.cfg.learn_after
+
+    def train(self, updates: int) -> LearnerTick:
+        """Label new episodes, then run up to ``updates`` updates (none while replay is empty)."""
+        labelled = self.label_new()
+        r = self.learner.replay
+        r.refresh()
+        if len(r) == 0 or not self.practice_ready():
+            return LearnerTick(self.learner.step, self.learner.version, 0, labelled, 0.0, float("nan"))
+        t0 = time.perf_counter()
+        v0 = self.learner.version
+        last = self.learner.train(updates)
+        if self.learner.version != v0:
+            self.published_at_step = self.learner.step
+        return LearnerTick(
+            self.learner.step,
+            self.learner.version,
+            updates,
+            labelled,
+            time.perf_counter() - t0,
+            float(last.get("learner/loss", float("nan"))),
+        )
+
+    def version(self) -> int:
+        """The latest published head version."""
+        return self.learner.version
+
+    def head_state(self) -> dict[str, np.ndarray]:
+        """The current head as numpy arrays (what robots load)."""
+        return self.learner.vla.head_state()
+
+    def finish(self) -> LearnerTick:
+        """Label what is left, and checkpoint + publish updates made since the last publish."""
+        labelled = self.label_new()
+        if self.learner.step > self.published_at_step:
+            self.learner.checkpoint_and_publish()
+            self.published_at_step = self.learner.step
+        return LearnerTick(self.learner.step, self.learner.version, 0, labelled, 0.0, float("nan"))
+
+    def close(self) -> None:
+        self.metrics.close()
+        self.store.close()
+
+
+# ------------------------------------------------------------------------------------ robots
+class RobotGroup:
+    """Several simulated robots in one actor process, each with its own runner (plain class).
+
+    Ray runs concurrent calls on threads (``max_concurrency``), so each robot's ``run``
+    proceeds in parallel; weights offered once reach every robot of the group.
+    """
+
+    def __init__(self, cfgs: list[ActorConfig]) -> None:
+        self.runners = {c.robot_id: RobotRunner.from_config(c) for c in cfgs}
+
+    def run(self, robot_id: str, episodes: int) -> list[EpisodeReport]:
+        return self.runners[robot_id].run(episodes)
+
+    def status(self) -> list[ActorStatus]:
+        return [r.status() for r in self.runners.values()]
+
+    def offer_weights(self, tensors: dict[str, np.ndarray], version: int) -> bool:
+        return all([r.offer_weights(tensors, version) for r in self.runners.values()])
+
+    def close(self) -> None:
+        for r in self.runners.values():
+            r.close()
+
+
+@dataclass
+class _Robot:
+    robot_id: str
+    actor: Any  # Ray actor handle (RobotActor or RobotGroup)
+    grouped: bool
+    running: Any = None  # ObjectRef of the run() in flight
+    restarts: int = 0
+
+
+def _outcome(robot_id: str, r: EpisodeReport) -> EpisodeOutcome:
+    return EpisodeOutcome(
+        robot_id=robot_id,
+        outcome=r.meta.outcome,
+        steps=r.steps,
+        intervention_steps=r.intervention_steps,
+        takeovers=sum(c.kind == "take_over" for c in r.commands),
+        duration_s=r.meta.duration_s,
+    )
+
+
+# ----------------------------------------------------------------------------------- session
+@dataclass
+class SessionSummary:
+    """What a session did; ``rows`` is the final table, the rest are the measured numbers."""
+
+    session_id: str
+    out: str
+    rows: list[dict[str, Any]]
+    episodes: int
+    steps: int
+    robot_hours: float
+    learner_step: int
+    head_version: int
+    wall_s: float
+    actors_start_s: float
+    steps_per_s: float  # aggregate control steps/s of all robots while practising
+    updates_per_s: float  # learner updates/s while robots ran
+    broadcast_ms: list[float]  # per published head: ray.put + offer to every actor, until all acked
+    stopped_by: str  # budget | interrupt | error
+
+
+class Session:
+    """See the module docstring: ``start()``, ``run()`` (calls start if needed), ``shutdown()``."""
+
+    def __init__(self, cfg: PracticeConfig, on_status: Callable[[str], None] | None = None) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.on_status = on_status or (lambda text: log.info("\n%s", text))
+        self.robot_ids = cfg.robot_names()
+        self.tracker = FleetTracker(self.robot_ids, cfg.status_window)
+        self.robots: list[_Robot] = []
+        self.learner: Any = None  # LearnerService, or its Ray actor handle
+        self.remote_learner = cfg.ray.learner_actor
+        self.session_id = ""
+        self.version = 0  # latest head version offered to the robots
+        self.learner_step = 0
+        self.head_ref: Any = None
+        self.broadcast_ms: list[float] = []
+        self.actors_start_s = float("nan")
+        self._owns_ray = False
+        self._stop = threading.Event()
+        self._stopped_by = "budget"
+        self._started = False
+        self._closed = False
+        self._prepared = False
+        self._learn_future: Any = None
+        self._update_s = 0.0
+        self._updates_while_running = 0
+        self._practice_t0 = 0.0
+        self._prior_episodes = 0
+        self._prior_hours = 0.0
+        self._metrics: MetricsLogger | None = None
+        self._log_handler: logging.Handler | None = None
+        self._last_status = 0.0
+
+    # -- start ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Prepare the session directory and store, start (or join) Ray, the learner and the robots.
+
+        Raises:
+            SessionError: ``out`` holds a session and ``resume`` is false, or ``resume`` without one.
+        """
+        import ray
+
+        cfg = self.cfg
+        cfg.check_learning()
+        self._prepare_directory()
+        store_dir = str(self.out / "store")
+        with EpisodeStore.open(store_dir) as store:
+            if cfg.demos:
+                n = import_episodes(cfg.demos, store)
+                log.info("session %s: imported %d episodes from %s", self.session_id, n, cfg.demos)
+            practice = [m for m in store.episodes() if m.source != "demo"]
+            self._prior_episodes = len(practice)
+            self._prior_hours = sum(m.duration_s for m in practice) / 3600.0
+            done_by = {r: sum(m.robot_id == r for m in practice) for r in self.robot_ids}
+        self._metrics = MetricsLogger(
+            dataclasses.replace(cfg.logger, group=self.session_id),
+            self.out,
+            f"{self.session_id}-robots",
+            dataclasses.asdict(cfg),
+        )
+        if not ray.is_initialized():
+            self._init_ray()
+        group = self.session_id
+        if cfg.learn:
+            if self.remote_learner:
+                opts: dict[str, Any] = {"num_cpus": cfg.ray.learner_num_cpus}
+                if cfg.ray.learner_gpus:
+                    opts["num_gpus"] = cfg.ray.learner_gpus
+                self.learner = (
+                    ray.remote(LearnerService)
+                    .options(**opts)
+                    .remote(cfg, store_dir, str(self.out / "learner"), group)
+                )
+            else:
+                self.learner = LearnerService(cfg, store_dir, str(self.out / "learner"), group)
+        t0 = time.perf_counter()
+        self._start_robots(store_dir, done_by)
+        # The actors are up when each answers status(); that is the start-up cost of the fleet.
+        self._refresh_live(timeout_s=300.0)
+        self.actors_start_s = time.perf_counter() - t0
+        log.info(
+            "session %s: %d robot(s) up in %.1f s", self.session_id, len(self.robot_ids), self.actors_start_s
+        )
+        if cfg.learn:
+            version = self._learner_call("version")
+            if version > 0:  # resumed: robots start from the latest published head
+                self._broadcast(version)
+        self._started = True
+
+    def _prepare_directory(self) -> None:
+        cfg, marker = self.cfg, self.out / "session.json"
+        if marker.exists() and not cfg.resume:
+            raise SessionError(f"{self.out} already holds a session; pass resume=true to continue it")
+        if cfg.resume and not marker.exists():
+            raise SessionError(f"resume=true but {self.out} holds no session (no session.json)")
+        self.out.mkdir(parents=True, exist_ok=True)
+        doc = (
+            json.loads(marker.read_text())
+            if marker.exists()
+            else {
+                "session_id": f"session-{uuid.uuid4().hex[:8]}",
+                "runs": [],
+            }
+        )
+        self.session_id = doc["session_id"]
+        doc["runs"].append({"started": time.time()})
+        doc["config"] = dataclasses.asdict(cfg)
+        write_json(marker, doc)
+        self._prepared = True
+        self._log_handler = logging.FileHandler(self.out / "session.log")
+        self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logging.getLogger().addHandler(self._log_handler)
+
+    def _init_ray(self) -> None:
+        import ray
+
+        rc = self.cfg.ray
+        kwargs: dict[str, Any] = {
+            "include_dashboard": rc.include_dashboard,
+            "log_to_driver": rc.log_to_driver,
+        }
+        if rc.address:
+            kwargs["address"] = rc.address
+        else:
+            n_actors = -(-len(self.robot_ids) // rc.robots_per_actor)
+            need = n_actors * rc.actor_num_cpus + (rc.learner_num_cpus if rc.learner_actor else 0)
+            kwargs["num_cpus"] = rc.num_cpus or max(os.cpu_count() or 1, int(np.ceil(need)))
+        ray.init(**kwargs)
+        self._owns_ray = True
+        log.info("ray: %s", "joined " + rc.address if rc.address else f"local, {kwargs['num_cpus']} CPUs")
+
+    def robot_configs(self, store_dir: str, done_by: dict[str, int] | None = None) -> list[ActorConfig]:
+        """Each robot's ActorConfig: the template with its id, policy, store, task, session and seeds."""
+        cfg, out = self.cfg, []
+        for i, rid in enumerate(self.robot_ids):
+            c = dataclasses.replace(
+                cfg.actor,
+                robot_id=rid,
+                session_id=self.session_id,
+                task=cfg.task,
+                policy=cfg.policy_checkpoint,
+                store=store_dir,
+                weights_dir="",
+                seed=cfg.seed + PRACTICE_SEED + i * SEED_STRIDE + (done_by or {}).get(rid, 0),
+                endpoint=cfg.endpoints[i] if cfg.actor.robot == "zmq" else cfg.actor.endpoint,
+                sim_operator_cfg=dataclasses.replace(cfg.actor.sim_operator_cfg, robot_id=rid),
+            )
+            out.append(c)
+        return out
+
+    def _start_robots(self, store_dir: str, done_by: dict[str, int]) -> None:
+        import ray
+
+        rc, cfgs = self.cfg.ray, self.robot_configs(store_dir, done_by)
+        base = {"num_cpus": rc.actor_num_cpus, "max_restarts": rc.actor_max_restarts}
+        if rc.robots_per_actor == 1:
+            cls = ray.remote(RobotActor)
+            for c in cfgs:
+                opts = dict(base, max_concurrency=4)
+                if rc.robot_resources:
+                    opts["resources"] = {f"robot:{c.robot_id}": 1}
+                self.robots.append(_Robot(c.robot_id, cls.options(**opts).remote(c), grouped=False))
+            return
+        cls = ray.remote(RobotGroup)
+        for k in range(0, len(cfgs), rc.robots_per_actor):
+            part = cfgs[k : k + rc.robots_per_actor]
+            actor = cls.options(**base, max_concurrency=len(part) + 3).remote(part)
+            self.robots += [_Robot(c.robot_id, actor, grouped=True) for c in part]
+
+    def _actors(self) -> list[Any]:
+        seen: dict[Any, None] = {}
+        for r in self.robots:
+            seen.setdefault(r.actor, None)
+        return list(seen)
+
+    # -- the learner, in the driver or as an actor ----------------------------------------------------
+    def _learner_call(self, method: str, *args: Any) -> Any:
+        import ray
+
+        if self.remote_learner:
+            return ray.get(getattr(self.learner, method).remote(*args))
+        return getattr(self.learner, method)(*args)
+
+    def _learn_step(self) -> bool:
+        """One learner cycle; new heads go to the robots. Non-blocking when the learner is an actor.
+
+        Returns whether the driver was busy learning (else it may wait for the robots).
+        """
+        import ray
+
+        if self.learner is None:
+            return False
+        cap = self.cfg.max_updates_per_episode
+        if cap and self._learn_future is None and self.learner_step >= cap * self._episodes():
+            return False
+        if self.remote_learner:
+            if self._learn_future is None:
+                self._learn_future = self.learner.train.remote(self.cfg.updates_per_cycle)
+                return False
+            done, _ = ray.wait([self._learn_future], timeout=0)
+            if not done:
+                return False
+            tick = ray.get(self._learn_future)
+            self._learn_future = None
+        else:
+            tick = self.learner.train(self.cfg.updates_per_cycle)
+        self._on_tick(tick)
+        return tick.updates > 0 and not self.remote_learner
+
+    def _on_tick(self, tick: LearnerTick) -> None:
+        self.learner_step = tick.step
+        if tick.updates and any(r.running is not None for r in self.robots):
+            self._update_s += tick.seconds
+            self._updates_while_running += tick.updates
+        if tick.version > self.version:
+            self._broadcast(tick.version)
+
+    def _broadcast(self, version: int) -> None:
+        """Put the head's arrays in the object store once and offer that one ref to every robot actor."""
+        import ray
+
+        t0 = time.perf_counter()
+        if self.remote_learner:
+            ref = self.learner.head_state.remote()  # the returned dict lives in the object store once
+        else:
+            ref = ray.put(self.learner.head_state())
+        ray.get([a.offer_weights.remote(ref, version) for a in self._actors()], timeout=120)
+        ms = (time.perf_counter() - t0) * 1e3
+        self.broadcast_ms.append(ms)
+        self.head_ref, self.version = ref, version
+        log.info("head version %d offered to %d actor(s) in %.1f ms", version, len(self._actors()), ms)
+        if self._metrics is not None:
+            self._metrics.log({"fleet/broadcast_ms": ms, "fleet/head_version": version}, self._step())
+
+    # -- run ------------------------------------------------------------------------------------------
+    def _episodes(self) -> int:
+        return self._prior_episodes + self.tracker.episodes
+
+    def _step(self) -> int:
+        return self._episodes()
+
+    def _budget_left(self) -> int | None:
+        """Episodes that may still be started (None: no episode budget)."""
+        b = self.cfg.budget
+        if not b.episodes:
+            return None
+        in_flight = sum(r.running is not None for r in self.robots)
+        return b.episodes - self._episodes() - in_flight
+
+    def budget_reached(self) -> str:
+        """The budget that is used up, or "" if none is."""
+        b = self.cfg.budget
+        if b.episodes and self._episodes() >= b.episodes:
+            return "episodes"
+        if b.robot_hours and self._prior_hours + self.tracker.robot_hours >= b.robot_hours:
+            return "robot_hours"
+        if b.updates and self.learner_step >= b.updates:
+            return "updates"
+        return ""
+
+    def run(self) -> SessionSummary:
+        """Practise until a budget is used up or Ctrl-C (the first one stops after the robots'
+        current episodes; a second one raises KeyboardInterrupt), then shut down cleanly."""
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, self._on_sigint)
+        t0 = time.perf_counter()
+        try:
+            if not self._started:
+                self.start()
+            self._practice_t0 = time.perf_counter()
+            busy = False
+            while not self._stop.is_set():
+                reached = self.budget_reached()
+                if reached:
+                    log.info("session %s: budget %s reached", self.session_id, reached)
+                    break
+                self._dispatch()
+                self._collect(timeout_s=0.0 if busy else 0.5)
+                busy = self._learn_step()
+                self._maybe_status()
+        except BaseException:
+            self._stopped_by = "error" if not self._stop.is_set() else "interrupt"
+            raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+            summary = self.shutdown(wall_s=time.perf_counter() - t0)
+        return summary
+
+    def request_stop(self) -> None:
+        """Stop after the robots' current episodes (what the first Ctrl-C does)."""
+        self._stopped_by = "interrupt"
+        self._stop.set()
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._stop.is_set():
+            raise KeyboardInterrupt
+        self.on_status("Ctrl-C: stopping after the robots' current episodes (Ctrl-C again to abort them)")
+        self.request_stop()
+
+    def _dispatch(self) -> None:
+        for r in self.robots:
+            if r.running is not None:
+                continue
+            left = self._budget_left()
+            if left is not None and left <= 0:
+                return
+            r.running = r.actor.run.remote(r.robot_id, 1) if r.grouped else r.actor.run.remote(1)
+
+    def _collect(self, timeout_s: float) -> None:
+        import ray
+
+        running = {r.running: r for r in self.robots if r.running is not None}
+        if not running:
+            return
+        done, _ = ray.wait(list(running), num_returns=len(running), timeout=timeout_s)
+        for ref in done:
+            r = running[ref]
+            r.running = None
+            try:
+                reports = ray.get(ref)
+            except ray.exceptions.RayActorError as e:
+                self._robot_failed(r, e)
+                continue
+            for rep in reports:
+                self._record(r.robot_id, rep)
+
+    def _robot_failed(self, r: _Robot, e: Exception) -> None:
+        r.restarts += 1
+        if r.restarts > self.cfg.ray.actor_max_restarts:
+            raise SessionError(
+                f"robot {r.robot_id!r}: its actor died {r.restarts} times (last: {e}); stopping the session"
+            ) from e
+        log.error(
+            "robot %r: actor died (%s); it restarts and its episode was recovered from the WAL", r.robot_id, e
+        )
+        if self.head_ref is not None:  # a restarted actor lost the weights it held in memory
+            r.actor.offer_weights.remote(self.head_ref, self.version)
+
+    def _record(self, robot_id: str, rep: EpisodeReport) -> None:
+        self.tracker.add(_outcome(robot_id, rep))
+        if self._metrics is not None:
+            row = self.tracker.robot_row(robot_id)
+            w = self.tracker.window
+            self._metrics.log(
+                {
+                    f"robot/{robot_id}/success@{w}": row[f"success@{w}"],
+                    f"robot/{robot_id}/takeovers_per_episode": row["takeovers/ep"],
+                    f"robot/{robot_id}/episode_steps": rep.steps,
+                    "fleet/episodes": self._episodes(),
+                    "fleet/learner_step": self.learner_step,
+                },
+                self._step(),
+            )
+
+    def _refresh_live(self, timeout_s: float = 30.0) -> None:
+        import ray
+
+        refs = [a.status.remote() for a in self._actors()]
+        for st in ray.get(refs, timeout=timeout_s):
+            for s in st if isinstance(st, list) else [st]:
+                self.tracker.set_live(
+                    s.robot_id, RobotLive(s.state, s.policy_version, s.weight_loads, dict(s.events))
+                )
+
+    def _learner_line(self) -> dict[str, Any]:
+        el = time.perf_counter() - self._practice_t0 if self._practice_t0 else 0.0
+        return {
+            "step": self.learner_step,
+            "published": self.version,
+            "updates/s": rate(self._updates_while_running, self._update_s)
+            if self._updates_while_running
+            else float("nan"),
+            "wall_s": round(el),
+        }
+
+    def _maybe_status(self, force: bool = False) -> None:
+        every = self.cfg.status_every_s
+        now = time.monotonic()
+        if not force and (not every or now - self._last_status < every):
+            return
+        self._last_status = now
+        self._refresh_live()
+        self.on_status(self.tracker.status_table(self._learner_line(), f"session {self.session_id}"))
+
+    # -- shutdown -------------------------------------------------------------------------------------
+    def shutdown(self, wall_s: float = float("nan")) -> SessionSummary:
+        """Let robots finish their current episode, label and publish the rest, close everything.
+
+        Idempotent; returns the summary (also written to ``<out>/summary.json``).
+        """
+        import ray
+
+        if self._closed:
+            return self._summary(wall_s)
+        self._closed = True
+        try:
+            deadline = time.monotonic() + self.cfg.stop_timeout_s
+            while any(r.running is not None for r in self.robots) and time.monotonic() < deadline:
+                self._collect(timeout_s=1.0)
+            late = [r.robot_id for r in self.robots if r.running is not None]
+            if late:
+                log.error(
+                    "robots %s did not finish their episode within %.0f s; their steps so far are recovered "
+                    "from the store's WAL as aborted episodes",
+                    late,
+                    self.cfg.stop_timeout_s,
+                )
+            if self._started:
+                self._refresh_live()
+            steps_s = (
+                rate(self.tracker.steps, time.perf_counter() - self._practice_t0)
+                if self._practice_t0
+                else float("nan")
+            )
+            self._steps_per_s = steps_s
+            if self.learner is not None:
+                if self._learn_future is not None:
+                    self._on_tick(ray.get(self._learn_future))
+                    self._learn_future = None
+                tick = self._learner_call("finish")
+                self.learner_step = tick.step
+                if tick.version > self.version and self.robots:
+                    self._broadcast(tick.version)
+        finally:
+            for a in self._actors():
+                try:
+                    ray.get(a.close.remote(), timeout=60)
+                except ray.exceptions.RayError as e:  # a dead actor: its WAL is recovered on next open
+                    log.error("closing a robot actor failed: %s", e)
+                ray.kill(a)
+            if self.learner is not None:
+                self._learner_call("close")
+                if self.remote_learner:
+                    ray.kill(self.learner)
+            if (self.out / "store" / "store.json").exists() and self._prepared:
+                with EpisodeStore.open(self.out / "store") as store:  # recovers WALs of robots that died
+                    n_rec = sum(m.extra.get("recovered") == "true" for m in store.episodes())
+                if n_rec:
+                    log.warning(
+                        "session %s: the store holds %d recovered (aborted) episodes", self.session_id, n_rec
+                    )
+            if self._metrics is not None:
+                self._metrics.close()
+            if self._owns_ray:
+                ray.shutdown()
+        summary = self._summary(wall_s)
+        if not self._prepared:
+            return summary
+        write_json(self.out / "summary.json", dataclasses.asdict(summary))
+        doc = json.loads((self.out / "session.json").read_text())
+        doc["runs"][-1].update({"stopped": time.time(), "stopped_by": self._stopped_by})
+        write_json(self.out / "session.json", doc)
+        if self._log_handler is not None:
+            logging.getLogger().removeHandler(self._log_handler)
+            self._log_handler.close()
+        return summary
+
+    def _summary(self, wall_s: float) -> SessionSummary:
+        return SessionSummary(
+            session_id=self.session_id,
+            out=str(self.out),
+            rows=self.tracker.summary_rows(),
+            episodes=self.tracker.episodes,
+            steps=self.tracker.steps,
+            robot_hours=self.tracker.robot_hours,
+            learner_step=self.learner_step,
+            head_version=self.version,
+            wall_s=wall_s,
+            actors_start_s=self.actors_start_s,
+            steps_per_s=getattr(self, "_steps_per_s", float("nan")),
+            updates_per_s=rate(self._updates_while_running, self._update_s),
+            broadcast_ms=self.broadcast_ms,
+            stopped_by=self._stopped_by,
+        )
