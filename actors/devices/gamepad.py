@@ -80,7 +80,10 @@ def open_gamepad(index: int = 0) -> Any:  # a pygame.joystick.JoystickType
     """
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # joysticks need no window
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    import pygame
+    try:
+        import pygame
+    except ImportError as e:
+        raise ImportError("gamepad teleop needs pygame: pip install 'rlpost[teleop]'") from e
 
     pygame.display.init()  # the event pump needs it; the dummy driver opens no window (and no audio)
     pygame.joystick.init()
