@@ -27,6 +27,9 @@ class TinyBackboneConfig:
     )
     max_text_len: int = 64  # bytes; a longer instruction is an error, never silently cut
     dropout: float = 0.0
+    # FiLM the conv feature map with the instruction before the keypoints are read out, so the
+    # keypoints can follow the object the instruction names (as RT-1 conditions its encoder).
+    film: bool = False
 
     def __post_init__(self) -> None:
         if self.width % self.heads:

@@ -94,9 +94,17 @@ class CameraEncoder(nn.Module):
         self.blocks = nn.ModuleList(
             EncoderBlock(d, cfg.heads, dropout=cfg.dropout) for _ in range(cfg.vision_depth)
         )
+        self.film = nn.Linear(d, 2 * d) if cfg.film else None
+        if self.film is not None:
+            nn.init.zeros_(self.film.weight)  # starts as the identity: (1 + 0) * fmap + 0
+            nn.init.zeros_(self.film.bias)
 
-    def forward(self, pixels: Tensor) -> Tensor:
+    def forward(self, pixels: Tensor, text: Tensor | None = None) -> Tensor:
+        """pixels [B, 3, s, s] in [-1, 1]; text [B, D] pooled instruction (used with FiLM)."""
         fmap = self.stem(pixels)  # [B, D, s/4, s/4]
+        if self.film is not None:
+            gamma, beta = self.film(text).chunk(2, dim=-1)
+            fmap = fmap * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
         patches = F.adaptive_avg_pool2d(fmap, self.grid).flatten(2).transpose(1, 2) + self.patch_pos
         xy, feat = self.keypoints(fmap)
         tokens = torch.cat([patches, self.kp_proj(torch.cat([feat, xy], -1))], dim=1)
@@ -131,19 +139,20 @@ class TinyBackbone(Backbone):
     def embed(self, images: dict[str, Tensor], instructions: list[str]) -> Prefix:
         device = self.text_pos.device
         s = self.cfg.image_size
-        parts = []
-        for i, cam in enumerate(self.cameras):
-            x = (
-                images[cam].to(device).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-            )  # [B, 3, h, w] in [-1, 1]
-            if x.shape[-2:] != (s, s):
-                x = F.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
-            parts.append(self.camera_encoders[cam](x) + self.camera_embed[i])
         ids, text_mask = self.tokenizer(instructions)
         ids, text_mask = ids.to(device), text_mask.to(device)
         text = self.text_embed(ids) + self.text_pos
         for blk in self.text_blocks:
             text = blk(text, mask=text_mask)
+        m = text_mask.unsqueeze(-1).float()
+        pooled = (text * m).sum(1) / m.sum(1)  # [B, D], mean over real tokens (for FiLM)
+        parts = []
+        for i, cam in enumerate(self.cameras):
+            # uint8 [B, h, w, 3] -> float [B, 3, h, w] in [-1, 1]
+            x = images[cam].to(device).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+            if x.shape[-2:] != (s, s):
+                x = F.interpolate(x, size=(s, s), mode="bilinear", antialias=True, align_corners=False)
+            parts.append(self.camera_encoders[cam](x, pooled) + self.camera_embed[i])
         image_tokens = torch.cat(parts, dim=1)
         tokens = torch.cat([image_tokens, text], dim=1)
         mask = torch.cat(

@@ -220,3 +220,20 @@ def test_an_instruction_longer_than_the_tokenizer_takes_is_an_error_not_a_cut(sm
 def test_config_typos_suggest_the_nearest_name():
     with pytest.raises(ValueError, match="did you mean 'tiny'"):
         PolicyConfig(backbone="tyni", action_dim=2)
+
+
+def test_film_lets_the_instruction_steer_the_image_keypoints(small_policy_cfg, obs_batch):
+    from rlpost.policy import TinyBackboneConfig
+
+    tiny = TinyBackboneConfig(image_size=32, width=64, grid=4, keypoints=8, vision_depth=1, fusion_depth=0, film=True)
+    vla = VLA(small_policy_cfg(tiny=tiny)).eval()
+    batch = obs_batch(b=2)
+    batch.images["top"][1] = batch.images["top"][0]  # same image, different instructions
+    image_tokens = tiny.grid**2 + tiny.keypoints
+    # FiLM starts as the identity: the image tokens ignore the text ...
+    p = vla.encode(batch)
+    torch.testing.assert_close(p.tokens[0, :image_tokens], p.tokens[1, :image_tokens])
+    # ... and once trained they can depend on it
+    torch.nn.init.normal_(vla.backbone.camera_encoders["top"].film.weight, std=0.5)
+    p = vla.encode(batch)
+    assert not torch.allclose(p.tokens[0, :image_tokens], p.tokens[1, :image_tokens])
