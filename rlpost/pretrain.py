@@ -139,7 +139,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
         vla = load_checkpoint(last, device=cfg.device)
     else:
         vla = VLA(_policy_config_for(policy_cfg, train))
-        vla.set_norm_stats(NormStats.of(train.all_states()), NormStats.of(train.all_actions()))
+        vla.set_norm_stats(NormStats.of(vla.select_state(train.all_states())), NormStats.of(train.all_actions()))
         vla.to(cfg.device)
     opt = torch.optim.AdamW(vla.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(cfg.seed)

@@ -78,7 +78,7 @@ def run_policy_bench(cfg: PolicyBenchConfig) -> dict[str, object]:
         # The backbone runs inside every integration step, as in a model without a prefix cache.
         noise = torch.randn(b, cfg.policy.horizon, cfg.policy.action_dim)
         x, dt = noise, 1.0 / steps
-        s_norm = vla.state_norm.normalize(state)
+        s_norm = vla.state_norm.normalize(vla.select_state(state))
         for i in range(steps):
             prefix = vla.encode(batch)
             tau = torch.full((b,), 1.0 - i * dt)

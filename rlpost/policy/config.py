@@ -84,6 +84,10 @@ class PolicyConfig:
     cameras: list[str] = field(default_factory=lambda: ["top"])
     state_dim: int = 0  # S; 0: taken from the robot/dataset when the policy is built
     action_dim: int = 0  # A; likewise
+    # Indices of the state dims the policy sees ([] = all S). Leaving out velocities avoids the
+    # copycat failure of imitation: with the last commanded velocity in its input, a policy can
+    # fit demos by repeating it and then never starts or turns by itself.
+    state_keep: list[int] = field(default_factory=list)
     horizon: int = 50  # H, actions per chunk
     num_steps: int = 10  # Euler integration steps at sampling
     # pi0's time schedule: tau = (1 - s) * Beta(a, b) + s, weighting noisier times (tau -> 1 is noise).
@@ -105,3 +109,13 @@ class PolicyConfig:
             raise ValueError("policy.cameras is empty; a VLA needs at least one camera")
         if self.state_dim < 0 or self.action_dim < 0:
             raise ValueError(f"policy: state_dim={self.state_dim}, action_dim={self.action_dim} must be >= 0")
+        bad = [i for i in self.state_keep if not 0 <= i < max(self.state_dim, 1)] if self.state_dim else []
+        if bad or len(set(self.state_keep)) != len(self.state_keep):
+            raise ValueError(
+                f"policy.state_keep={list(self.state_keep)} must be distinct indices into the {self.state_dim} state dims"
+            )
+
+    @property
+    def policy_state_dim(self) -> int:
+        """How many state dims reach the expert."""
+        return len(self.state_keep) if self.state_keep else self.state_dim

@@ -76,9 +76,9 @@ class VLA(nn.Module):
         if tuple(self.backbone.cameras) != tuple(cfg.cameras):
             raise ValueError(f"backbone cameras {self.backbone.cameras} != policy cameras {cfg.cameras}")
         self.expert = ActionExpert(
-            cfg.expert, self.backbone.width, cfg.state_dim, cfg.action_dim, cfg.horizon
+            cfg.expert, self.backbone.width, cfg.policy_state_dim, cfg.action_dim, cfg.horizon
         )
-        self.state_norm = Normalizer(cfg.state_dim)
+        self.state_norm = Normalizer(cfg.policy_state_dim)
         self.action_norm = Normalizer(cfg.action_dim)
         self.head_version = 0
 
@@ -106,6 +106,10 @@ class VLA(nn.Module):
         return self.sample(
             prefix, batch.state, noise=noise, cond=cond, guidance=self.cfg.act_guidance, generator=generator
         )
+
+    def select_state(self, state: np.ndarray | Tensor) -> np.ndarray | Tensor:
+        """The state dims the policy sees (``cfg.state_keep``) of float [..., S]."""
+        return state[..., list(self.cfg.state_keep)] if self.cfg.state_keep else state
 
     # -- normalisation -----------------------------------------------------------------------------
     def set_norm_stats(self, state: NormStats, action: NormStats) -> None:
@@ -187,7 +191,7 @@ class VLA(nn.Module):
             float32 [B, H, A], robot units.
         """
         b = prefix.batch_size
-        s = self.state_norm.normalize(self._check_state(state, "VLA.sample", b))
+        s = self.state_norm.normalize(self.select_state(self._check_state(state, "VLA.sample", b)))
         shape = (b, self.cfg.horizon, self.cfg.action_dim)
         if noise is None:
             noise = torch.randn(shape, generator=generator).to(self._device())
@@ -227,7 +231,7 @@ class VLA(nn.Module):
             action_mask: bool [B, H], False for chunk steps past the episode's end (not trained on).
         """
         b = prefix.batch_size
-        s = self.state_norm.normalize(self._check_state(state, "VLA.flow_loss", b))
+        s = self.state_norm.normalize(self.select_state(self._check_state(state, "VLA.flow_loss", b)))
         a = self.action_norm.normalize(self._check_actions(_tensor(actions), b, "VLA.flow_loss"))
         noise = torch.randn(a.shape, generator=generator).to(a.device)
         tau = sample_time(b, self.cfg.time_beta_a, self.cfg.time_beta_b, self.cfg.time_min, generator).to(

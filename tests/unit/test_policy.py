@@ -237,3 +237,16 @@ def test_film_lets_the_instruction_steer_the_image_keypoints(small_policy_cfg, o
     torch.nn.init.normal_(vla.backbone.camera_encoders["top"].film.weight, std=0.5)
     p = vla.encode(batch)
     assert not torch.allclose(p.tokens[0, :image_tokens], p.tokens[1, :image_tokens])
+
+
+def test_state_keep_feeds_only_the_chosen_state_dims_to_the_expert(small_policy_cfg, obs_batch):
+    vla = VLA(small_policy_cfg(state_dim=3, state_keep=[0, 2])).eval()
+    batch = obs_batch(state_dim=3)
+    prefix = vla.encode(batch)
+    noise = torch.randn(4, 8, 2)
+    a = vla.sample(prefix, batch.state, noise=noise)
+    batch.state[:, 1] += 100.0  # a left-out dim (e.g. a velocity) cannot change the actions
+    torch.testing.assert_close(vla.sample(prefix, batch.state, noise=noise), a)
+    assert vla.expert.state_proj.in_features == 2
+    with pytest.raises(ValueError, match="state_keep"):
+        small_policy_cfg(state_dim=3, state_keep=[0, 3])
