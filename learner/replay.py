@@ -96,7 +96,8 @@ class Replay:
 
     def _load(self, meta: EpisodeMeta) -> EpisodeView | None:
         eid = meta.episode_id
-        frames = self.store.read_frames(eid, np.arange(meta.length))
+        # images reach the learner only through the feature cache: don't decode them here too
+        frames = self.store.read_frames(eid, np.arange(meta.length), with_images=False)
         versions = self.store.label_versions(eid)
         want = self.cfg.replay.label_version
         version = (

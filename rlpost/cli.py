@@ -78,7 +78,7 @@ def _eval(overrides: list[str]) -> int:
     from rlpost.report import format_table, write_json
 
     # `policy=<dir>` names the checkpoint to evaluate (eval never picks a policy preset).
-    overrides = [f"checkpoint={o[7:]}" if o.startswith("policy=") else o for o in overrides]
+    overrides = _policy_alias(overrides, key="checkpoint")
     cfg = compose("eval", overrides)
     r = evaluate_checkpoint(cfg)
     print(
@@ -94,20 +94,9 @@ def _eval(overrides: list[str]) -> int:
     return 0
 
 
-def _register_reward_schemas() -> None:
-    # rlpost/config.py is core and must not import reward_models/ (test_architecture), so the
-    # wiring module registers the reward commands' schemas.
-    from reward_models.config import LabelConfig, RewardEvalConfig, RewardTrainConfig
-    from rlpost.config import COMMAND_SCHEMAS
-
-    COMMAND_SCHEMAS.update(
-        {"train_reward": RewardTrainConfig, "label": LabelConfig, "reward_eval": RewardEvalConfig}
-    )
-
-
-def _policy_alias(overrides: list[str]) -> list[str]:
-    # `policy=<dir>` names the VLA checkpoint (as in eval); "policy" is also a config group.
-    return [f"policy_checkpoint={o[7:]}" if o.startswith("policy=") else o for o in overrides]
+def _policy_alias(overrides: list[str], key: str = "policy_checkpoint") -> list[str]:
+    # `policy=<dir>` names the VLA checkpoint; "policy" is also a config group, so it is renamed.
+    return [f"{key}={o[len('policy=') :]}" if o.startswith("policy=") else o for o in overrides]
 
 
 def _train_reward(overrides: list[str]) -> int:
@@ -115,7 +104,7 @@ def _train_reward(overrides: list[str]) -> int:
     from rlpost.config import compose
     from rlpost.report import format_table
 
-    _register_reward_schemas()
+    _register_role_schemas()
     cfg = compose("train_reward", _policy_alias(overrides))
     r = train_reward_model(cfg)
     row = {"version": r.version, "steps": r.steps, "train_eps": r.train_episodes, "val_eps": r.val_episodes}
@@ -128,7 +117,7 @@ def _label(overrides: list[str]) -> int:
     from rlpost.config import compose
     from rlpost.report import format_table
 
-    _register_reward_schemas()
+    _register_role_schemas()
     cfg = compose("label", _policy_alias(overrides))
     labeler = Labeler.from_config(cfg)
     r = labeler.label(cfg.episodes or labeler.unlabelled(cfg.task), overwrite=cfg.overwrite)
@@ -148,7 +137,7 @@ def _reward_eval(overrides: list[str]) -> int:
     from rlpost.config import compose
     from rlpost.report import format_table, write_json
 
-    _register_reward_schemas()
+    _register_role_schemas()
     cfg = compose("reward_eval", _policy_alias(overrides))
     r = evaluate_reward_model(cfg)
     held = "held-out episodes" if r["held_out_only"] else "all episodes"
@@ -163,13 +152,16 @@ def _reward_eval(overrides: list[str]) -> int:
 
 
 def _register_role_schemas() -> None:
-    # rlpost/config.py is core and must not import the role packages (test_architecture);
-    # the wiring module registers their commands' schemas.
+    # rlpost/config.py is core and must not import the role packages (test_architecture), and
+    # the session/demo schemas nest their configs: the wiring module registers all of them.
     from actors.bench import ActorsBenchConfig
     from actors.config import RobotServerConfig
     from learner.bench import LearnerBenchConfig
     from learner.offline import LearnConfig
+    from reward_models.config import LabelConfig, RewardEvalConfig, RewardTrainConfig
     from rlpost.config import COMMAND_SCHEMAS
+    from rlpost.demo import DemoConfig
+    from rlpost.session import PracticeConfig
 
     COMMAND_SCHEMAS.update(
         {
@@ -177,6 +169,12 @@ def _register_role_schemas() -> None:
             "bench_learner": LearnerBenchConfig,
             "bench_actors": ActorsBenchConfig,
             "robot_server": RobotServerConfig,
+            "train_reward": RewardTrainConfig,
+            "label": LabelConfig,
+            "reward_eval": RewardEvalConfig,
+            "practice": PracticeConfig,
+            "demo": DemoConfig,
+            "demo_quick": DemoConfig,
         }
     )
 
@@ -187,9 +185,7 @@ def _learn(overrides: list[str]) -> int:
     from rlpost.report import format_table
 
     _register_role_schemas()
-    cfg = compose(
-        "learn", [f"policy_checkpoint={o[7:]}" if o.startswith("policy=") else o for o in overrides]
-    )
+    cfg = compose("learn", _policy_alias(overrides))
     r = run_learn(cfg)
     row = {
         "mode": cfg.learner.mode,
@@ -256,22 +252,12 @@ def _robot_server(overrides: list[str]) -> int:
     return 0
 
 
-def _register_session_schemas() -> None:
-    # The session and demo schemas nest role-package configs (ActorConfig, LearnerConfig,
-    # RewardTrainConfig), so they are registered here, like the role commands' schemas.
-    from rlpost.config import COMMAND_SCHEMAS
-    from rlpost.demo import DemoConfig
-    from rlpost.session import PracticeConfig
-
-    COMMAND_SCHEMAS.update({"practice": PracticeConfig, "demo": DemoConfig, "demo_quick": DemoConfig})
-
-
 def _practice(overrides: list[str]) -> int:
     from rlpost.config import compose
     from rlpost.report import format_table
     from rlpost.session import Session
 
-    _register_session_schemas()
+    _register_role_schemas()
     cfg = compose("practice", _policy_alias(overrides))
     s = Session(cfg, on_status=lambda text: print(text, flush=True)).run()
     title = (
@@ -291,7 +277,7 @@ def _demo(overrides: list[str]) -> int:
     from rlpost.config import compose
     from rlpost.demo import result_table, run_demo
 
-    _register_session_schemas()
+    _register_role_schemas()
     quick = "--quick" in overrides or "quick=true" in overrides
     rest = [o for o in overrides if o not in ("--quick", "quick=true", "quick=false")]
     cfg = compose("demo_quick" if quick else "demo", rest)

@@ -214,8 +214,11 @@ class EpisodeFiles:
             for cam, shape in doc["cameras"].items()
         }
 
-    def read(self, indices: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Copies of columns and frames at ``indices`` (all steps if None).
+    def read(
+        self, indices: np.ndarray | None = None, with_images: bool = True
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Copies of columns and frames at ``indices`` (all steps if None); ``with_images=False``
+        skips decoding the frames (returns no cameras).
 
         Raises:
             IndexError: an index outside [0, length).
@@ -225,5 +228,5 @@ class EpisodeFiles:
         if idx.size and (idx.min() < 0 or idx.max() >= n):
             raise IndexError(f"episode {self.meta.episode_id!r} has {n} steps; asked for {idx.tolist()}")
         cols = {name: np.array(col[idx]) for name, col in self.columns.items()}
-        images = {cam: reader.read(idx) for cam, reader in self.cameras.items()}
+        images = {cam: reader.read(idx) for cam, reader in self.cameras.items()} if with_images else {}
         return cols, images

@@ -291,15 +291,18 @@ class EpisodeStore:
         cols, images = files.read()
         return Episode(meta=files.meta, images=images, **cols)
 
-    def read_frames(self, episode_id: str, indices: np.ndarray | list[int]) -> Frames:
+    def read_frames(
+        self, episode_id: str, indices: np.ndarray | list[int], with_images: bool = True
+    ) -> Frames:
         """Steps ``indices`` of one episode, from memory maps (cheap after the first open).
+        ``with_images=False`` reads only the small per-step columns (``images`` is empty).
 
         Raises:
             StoreError: as :meth:`read_episode`.
             IndexError: an index outside the episode.
         """
         files = self._files(episode_id)
-        cols, images = files.read(np.asarray(indices, dtype=np.int64))
+        cols, images = files.read(np.asarray(indices, dtype=np.int64), with_images=with_images)
         n = len(cols["t_ns"])
         return Frames(episode_index=np.full(n, files.meta.episode_index, np.int64), images=images, **cols)
 
