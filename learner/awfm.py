@@ -5,6 +5,8 @@
     adv_conditioned  L = mean_b ‖v_θ(x_τ, τ | o_b, I_b) − (ε − a_b)‖², I_b = 1 for the top fraction of
                      Â per task (RECAP, pi*0.6), dropped with probability p for classifier-free guidance
     curated, bc_all  L = mean_b ‖v_θ − (ε − a_b)‖²; what differs is which samples replay offers
+    takeovers        awfm with Â = 0: a person's steps get w_max, all others 1 (renormalised). The
+                     control that separates what the human's corrections give from what advantages add
 
 A person's actions (intervention steps) get the top weight / the positive indicator when
 ``human_credit = "positive"``. ``batch_loss`` is pure given its inputs: the loop that calls it
@@ -94,6 +96,10 @@ def batch_loss(
         w, stats = batch_weights(batch, cfg)
         weights = torch.from_numpy(w)
         metrics.update(stats)
+    elif cfg.mode == "takeovers":
+        w, _, _ = advantage_weights(np.zeros(len(batch.human), np.float32), cfg.beta, cfg.w_max, batch.human)
+        weights = torch.from_numpy(w)
+        metrics["learner/ess"] = effective_sample_size(w)
     elif cfg.mode == "adv_conditioned":
         c = condition_indicator(batch, cfg, rng)
         cond = torch.from_numpy(c)

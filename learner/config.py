@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from learner.advantages import ADVANTAGE_KINDS
 from rlpost.names import unknown_name_error
 
-MODES = ("awfm", "adv_conditioned", "curated", "bc_all")
+MODES = ("awfm", "adv_conditioned", "curated", "bc_all", "takeovers")
 HUMAN_CREDIT = ("positive", "valued")
 
 
@@ -18,6 +18,9 @@ class ReplayConfig:
     demo_fraction: float = 0.3  # of each batch from demonstrations; the rest from practice
     recent_episodes: int = 0  # practice: only the latest N episodes (0: all)
     label_version: str = ""  # reward labels to use ("" = the newest version of each episode)
+    # practice episodes of these session ids only (empty: all); demonstrations always count.
+    # Lets several runs share one store (the comparison harness: one session per method and seed).
+    sessions: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.demo_fraction <= 1.0:
@@ -30,7 +33,9 @@ class ReplayConfig:
 class LearnerConfig:
     """The learner: which update rule, its hyper-parameters, and how often it ships the head."""
 
-    mode: str = "awfm"  # awfm | adv_conditioned | curated | bc_all
+    # awfm | adv_conditioned | curated | bc_all | takeovers (awfm without the advantage term: a
+    # person's steps get w_max, every other step weight 1; the ablation that isolates the human share)
+    mode: str = "awfm"
     advantage: str = "nstep"  # nstep | mc | gae | progress_delta
     execute: int = 4  # k: actions executed per chunk (the n of the n-step advantage)
     gae_lambda: float = 0.9

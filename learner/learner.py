@@ -34,6 +34,7 @@ from rlpost.data.episode_store import EpisodeStore
 from rlpost.feature_cache import FeatureCache
 from rlpost.metrics import MetricsLogger
 from rlpost.policy import VLA, load_checkpoint, save_checkpoint
+from rlpost.policy.checkpoint import recover_checkpoint
 from rlpost.policy.training_state import load_training_state, save_training_state
 
 log = logging.getLogger(__name__)
@@ -64,9 +65,13 @@ class Learner:
         run_dir: str | Path,
         metrics: MetricsLogger | None = None,
         seed: int = 0,
+        features_dir: str | Path | None = None,
     ) -> None:
+        """``features_dir``: where the feature cache spills (default ``<run>/features``); runs
+        that share a frozen backbone and a store may share it (entries are per fingerprint)."""
         self.cfg, self.store, self.run_dir = cfg, store, Path(run_dir)
         self.last = self.run_dir / "checkpoints" / "last"
+        recover_checkpoint(self.last)  # a learner killed while checkpointing
         resuming = (self.last / "config.json").exists()
         vla = load_checkpoint(self.last if resuming else policy_dir)
         if cfg.mode == "adv_conditioned" and not vla.cfg.expert.use_cond:
@@ -83,13 +88,24 @@ class Learner:
             self.step, self.version = int(meta["step"]), int(meta["version"])
             self.rng.bit_generator.state = meta["numpy_rng"]
             log.info("learner: resumed at step %d, head version %d", self.step, self.version)
+            # Updates after the checkpoint died with the process and are redone from here.
+            dropped = metrics.rewind(self.step) if metrics is not None else 0
+            if dropped:
+                log.warning(
+                    "learner: %d logged updates after checkpoint step %d were lost in a crash; redoing them",
+                    dropped,
+                    self.step,
+                )
         self.publisher = HeadPublisher(self.run_dir / "heads")
         if self.version > self.publisher.latest:
             self.publisher.publish(
                 self.vla, self.version
             )  # checkpointed but not yet published before a crash
         self.cache = FeatureCache(
-            vla.backbone, self._frames, root=self.run_dir / "features", max_memory_mb=cfg.cache_memory_mb
+            vla.backbone,
+            self._frames,
+            root=Path(features_dir) if features_dir else self.run_dir / "features",
+            max_memory_mb=cfg.cache_memory_mb,
         )
         self.replay = Replay(store, cfg, vla.cfg.horizon)
         self.metrics = metrics

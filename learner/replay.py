@@ -82,6 +82,9 @@ class Replay:
                 continue
             if meta.outcome == "running":
                 continue
+            sessions = self.cfg.replay.sessions
+            if sessions and meta.source != "demo" and meta.session_id not in sessions:
+                continue  # another run's practice in a shared store
             view = self._load(meta)
             if view is None:
                 pending += 1

@@ -9,6 +9,10 @@ Run directory::
     <out>/checkpoints/last/   the latest checkpoint (+ training state); resume starts here
     <out>/policy/             the final policy, what `rlpost eval` and practice start from
     <out>/metrics.jsonl       pretrain/loss, pretrain/val_loss, pretrain/lr, ...
+
+With ``subgoal.weight > 0`` an auxiliary loss regresses hindsight subgoals (where the
+gripper next closes or opens, rlpost.data.subgoals) from the prefix, which teaches the
+backbone to locate the object the instruction names; the read-out is dropped afterwards.
 """
 
 from __future__ import annotations
@@ -21,15 +25,36 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from rlpost.data.chunk_dataset import ChunkBatch, ChunkDataset, split_by_episode
 from rlpost.data.episode_store import EpisodeStore
+from rlpost.data.subgoals import SubgoalSpec
 from rlpost.metrics import LoggerConfig, MetricsLogger
 from rlpost.policy import VLA, NormStats, ObsBatch, PolicyConfig, load_checkpoint, save_checkpoint
+from rlpost.policy.backbone import Prefix
+from rlpost.policy.subgoal import SubgoalHead
 from rlpost.policy.training_state import load_training_state, save_training_state
 
 log = logging.getLogger(__name__)
+AUX_FILE = "subgoal_aux.safetensors"  # training-only read-out, kept beside the resumable checkpoint
+
+
+@dataclass
+class SubgoalAuxConfig:
+    """The hindsight-subgoal auxiliary loss (off at weight 0; needs a gripper command dim)."""
+
+    weight: float = 0.0  # added to the flow loss as weight * MSE (normalised subgoal units)
+    gripper_dim: int = -1  # action dim whose sign is the gripper command (> 0 closes)
+    state_dims: list[int] = field(default_factory=lambda: [0, 1])  # state dims locating the gripper
+
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise ValueError(f"pretrain: subgoal.weight={self.weight} must be >= 0")
+
+    def spec(self) -> SubgoalSpec | None:
+        return SubgoalSpec(self.gripper_dim, list(self.state_dims)) if self.weight > 0 else None
 
 
 @dataclass
@@ -40,6 +65,7 @@ class PretrainConfig:
     out: str = "runs/pretrain"  # run directory
     task: str = ""  # only episodes of this task ("" = all)
     policy: PolicyConfig = field(default_factory=lambda: PolicyConfig(horizon=8))
+    subgoal: SubgoalAuxConfig = field(default_factory=SubgoalAuxConfig)
     steps: int = 3000
     batch_size: int = 64
     lr: float = 3e-4
@@ -83,8 +109,25 @@ def _lr_at(step: int, cfg: PretrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
 
 
-def batch_loss(vla: VLA, batch: ChunkBatch, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Mean flow-matching loss of a chunk batch (padding past episode ends masked)."""
+class SubgoalAux(torch.nn.Module):
+    """The subgoal read-out with the normalisation of its targets (from the training data)."""
+
+    def __init__(self, width: int, targets: np.ndarray) -> None:
+        super().__init__()
+        self.head = SubgoalHead(width, targets.shape[1])
+        self.register_buffer("mean", torch.from_numpy(targets.mean(0)))
+        self.register_buffer("std", torch.from_numpy(targets.std(0) + 1e-3))
+
+    def loss(self, prefix: Prefix, subgoal: np.ndarray) -> torch.Tensor:
+        target = (torch.from_numpy(subgoal).to(self.mean.device) - self.mean) / self.std
+        return (self.head(prefix) - target).pow(2).mean()
+
+
+def batch_losses(
+    vla: VLA, batch: ChunkBatch, aux: SubgoalAux | None = None, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Mean flow-matching loss of a chunk batch (padding past episode ends masked), and the
+    subgoal loss when ``aux`` is given."""
     prefix = vla.encode(ObsBatch(batch.images, batch.state, batch.instructions))
     per_sample = vla.flow_loss(
         prefix,
@@ -93,7 +136,16 @@ def batch_loss(vla: VLA, batch: ChunkBatch, generator: torch.Generator | None = 
         action_mask=torch.from_numpy(batch.action_mask),
         generator=generator,
     )
-    return per_sample.mean()
+    if aux is None:
+        return per_sample.mean(), None
+    if batch.subgoal is None:
+        raise ValueError("pretrain: the subgoal loss needs a ChunkDataset built with a SubgoalSpec")
+    return per_sample.mean(), aux.loss(prefix, batch.subgoal)
+
+
+def batch_loss(vla: VLA, batch: ChunkBatch, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mean flow-matching loss of a chunk batch."""
+    return batch_losses(vla, batch, None, generator)[0]
 
 
 def _policy_config_for(cfg: PolicyConfig, data: ChunkDataset) -> PolicyConfig:
@@ -123,8 +175,9 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
     episodes = [store.read_episode(m.episode_id) for m in metas]
     train_eps, val_eps = split_by_episode(episodes, cfg.val_fraction, cfg.seed)
     policy_cfg = cfg.policy
-    train = ChunkDataset(train_eps, policy_cfg.horizon)
-    val = ChunkDataset(val_eps, policy_cfg.horizon) if val_eps else None
+    spec = cfg.subgoal.spec()
+    train = ChunkDataset(train_eps, policy_cfg.horizon, spec)
+    val = ChunkDataset(val_eps, policy_cfg.horizon, spec) if val_eps else None
     log.info(
         "pretrain: %d train / %d val episodes, %d train steps of data",
         len(train_eps),
@@ -139,9 +192,17 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
         vla = load_checkpoint(last, device=cfg.device)
     else:
         vla = VLA(_policy_config_for(policy_cfg, train))
-        vla.set_norm_stats(NormStats.of(vla.select_state(train.all_states())), NormStats.of(train.all_actions()))
+        vla.set_norm_stats(
+            NormStats.of(vla.select_state(train.all_states())), NormStats.of(train.all_actions())
+        )
         vla.to(cfg.device)
-    opt = torch.optim.AdamW(vla.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    aux = None
+    if train.subgoals is not None:
+        aux = SubgoalAux(vla.backbone.width, np.concatenate(train.subgoals)).to(cfg.device)
+        if resuming and (last / AUX_FILE).exists():
+            aux.load_state_dict(load_file(last / AUX_FILE, device=cfg.device))
+    params = list(vla.parameters()) + (list(aux.parameters()) if aux is not None else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(cfg.seed)
     start = 0
     if resuming:
@@ -160,14 +221,17 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
             lr = _lr_at(step, cfg)
             for g in opt.param_groups:
                 g["lr"] = lr
-            loss = batch_loss(vla, train.sample(cfg.batch_size, rng))
+            loss, sub_loss = batch_losses(vla, train.sample(cfg.batch_size, rng), aux)
+            total = loss if sub_loss is None else loss + cfg.subgoal.weight * sub_loss
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(vla.parameters(), cfg.grad_clip)
+            total.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             losses.append(loss.item())
             done = step + 1
             row = {"pretrain/loss": losses[-1], "pretrain/lr": lr, "pretrain/grad_norm": float(grad_norm)}
+            if sub_loss is not None:
+                row["pretrain/subgoal_loss"] = sub_loss.item()
             if val is not None and (done % cfg.val_every == 0 or done == cfg.steps):
                 val_loss = validate(vla, val, cfg)
                 row["pretrain/val_loss"] = val_loss
@@ -175,7 +239,7 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", val=f"{val_loss:.4f}")
             if done % cfg.ckpt_every == 0 or done == cfg.steps:
-                _save(vla, opt, last, done, rng)
+                _save(vla, opt, last, done, rng, aux)
     finally:
         bar.close()
         metrics.close()
@@ -202,12 +266,17 @@ def validate(vla: VLA, val: ChunkDataset, cfg: PretrainConfig) -> float:
     return float(np.mean(vals))
 
 
-def _save(vla: VLA, opt: torch.optim.Optimizer, path: Path, step: int, rng: np.random.Generator) -> None:
-    save_checkpoint(
-        vla,
-        path,
-        extra={"step": step},
-        write_more=lambda d: save_training_state(
-            d, opt, {"step": step, "numpy_rng": rng.bit_generator.state}
-        ),
-    )
+def _save(
+    vla: VLA,
+    opt: torch.optim.Optimizer,
+    path: Path,
+    step: int,
+    rng: np.random.Generator,
+    aux: SubgoalAux | None = None,
+) -> None:
+    def write_more(d: Path) -> None:
+        save_training_state(d, opt, {"step": step, "numpy_rng": rng.bit_generator.state})
+        if aux is not None:
+            save_file({k: v.contiguous() for k, v in aux.state_dict().items()}, d / AUX_FILE)
+
+    save_checkpoint(vla, path, extra={"step": step}, write_more=write_more)

@@ -222,8 +222,9 @@ class PracticeConfig:
 
 
 # ------------------------------------------------------------------------------ demos and rewards
-def import_episodes(src: str | Path, dst: EpisodeStore) -> int:
-    """Copy every finished episode of ``src`` into ``dst`` once (same ids, meta and outcome).
+def import_episodes(src: str | Path, dst: EpisodeStore, task: str = "") -> int:
+    """Copy every finished episode of ``src`` (of ``task``, if given) into ``dst`` once (same ids,
+    meta and outcome).
 
     Demonstrations are imported into the session store so replay can mix them with
     practice; an id already in ``dst`` is left alone, so importing twice copies nothing.
@@ -237,7 +238,7 @@ def import_episodes(src: str | Path, dst: EpisodeStore) -> int:
     have = {m.episode_id for m in dst.episodes()}
     copied = 0
     with EpisodeStore.open(src, create=False, recover=False) as s:
-        for m in s.episodes():
+        for m in s.episodes(task=task or None):
             if m.episode_id in have:
                 continue
             ep = s.read_episode(m.episode_id)

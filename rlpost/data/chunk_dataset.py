@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlpost.data.episode_files import Episode
+from rlpost.data.subgoals import SubgoalSpec, subgoal_targets
 from rlpost.schema import SchemaError
 
 
@@ -29,12 +30,13 @@ class ChunkBatch:
     episode: np.ndarray  # int64 [B], position of the episode in the dataset
     t: np.ndarray  # int64 [B], step within the episode
     intervention: np.ndarray  # bool [B], a person held control at t
+    subgoal: np.ndarray | None = None  # float32 [B, K] hindsight subgoal at t (with a SubgoalSpec)
 
 
 class ChunkDataset:
     """Every step of a set of episodes as a chunk-sample, held in memory."""
 
-    def __init__(self, episodes: Sequence[Episode], horizon: int) -> None:
+    def __init__(self, episodes: Sequence[Episode], horizon: int, subgoal: SubgoalSpec | None = None) -> None:
         if not episodes:
             raise SchemaError("ChunkDataset: no episodes (is the store empty, or the filter too strict?)")
         self.episodes = list(episodes)
@@ -59,6 +61,10 @@ class ChunkDataset:
         self.t_of = np.concatenate([np.arange(n) for n in lengths])  # flat step -> t
         self.state_dim = first.state.shape[1]
         self.action_dim = first.action.shape[1]
+        self.subgoals: list[np.ndarray] | None = None
+        if subgoal is not None:
+            subgoal.check(self.state_dim, self.action_dim, "ChunkDataset subgoal")
+            self.subgoals = [subgoal_targets(ep.action, ep.state, subgoal) for ep in self.episodes]
 
     def __len__(self) -> int:
         return len(self.episode_of)
@@ -92,6 +98,11 @@ class ChunkDataset:
             state[i] = ep.state[t]
             intervention[i] = ep.intervention[t]
         instructions = [self.episodes[e].meta.instruction for e in eps]
+        subgoal = (
+            None
+            if self.subgoals is None
+            else np.stack([self.subgoals[e][t] for e, t in zip(eps, ts, strict=True)])
+        )
         return ChunkBatch(
             images,
             state,
@@ -101,6 +112,7 @@ class ChunkDataset:
             eps.astype(np.int64),
             ts.astype(np.int64),
             intervention,
+            subgoal,
         )
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> ChunkBatch:

@@ -8,7 +8,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("rlpost", "actors", "learner", "reward_models")
 # Only these modules may import actors/, learner/ and reward_models/ and wire them together.
-WIRING = {"rlpost/session.py", "rlpost/cli.py"}
+# The research harness (rlpost/compare) runs learners and labelers the way the session does.
+WIRING = {"rlpost/session.py", "rlpost/cli.py", "rlpost/compare/config.py", "rlpost/compare/runner.py"}
 # A robot-side process must not pay for torch just to speak the schema.
 TORCH_FREE = {"rlpost/schema.py", "rlpost/interfaces.py"}
 

@@ -1,0 +1,81 @@
+"""Config schema of `rlpost compare` (registered with Hydra by rlpost.cli)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from learner.config import LearnerConfig
+from rlpost.metrics import LoggerConfig
+from rlpost.names import unknown_name_error
+from rlpost.sim.config import BUILTIN_TASKS, SimConfig, SimOperatorConfig
+
+# Every method starts from the same pretrained checkpoint and spends the same robot time.
+METHODS: tuple[str, ...] = (
+    "pretrained",  # untouched: the floor
+    "demo_only",  # continued imitation on the demonstrations, same updates: the control to beat
+    "curated",  # imitation on successful practice episodes (fastest fraction) + takeover segments
+    "bc_all",  # imitation on all practice data
+    "takeovers_only",  # a person's steps up-weighted, no advantages: what the human contributes
+    "awfm",  # advantage-weighted flow matching of the head
+    "adv_conditioned",  # advantage-indicator input + classifier-free guidance (RECAP)
+)
+# learner.mode (and replay overrides) per learning method
+METHOD_MODES: dict[str, str] = {
+    "demo_only": "bc_all",
+    "curated": "curated",
+    "bc_all": "bc_all",
+    "takeovers_only": "takeovers",
+    "awfm": "awfm",
+    "adv_conditioned": "adv_conditioned",
+}
+CONTROLS: tuple[str, ...] = ("demo_only", "curated")  # every method's paired difference against these
+
+
+@dataclass
+class CompareConfig:
+    """Settings of `rlpost compare`."""
+
+    out: str = "runs/compare"
+    policy_checkpoint: str = "runs/demo/pretrain/policy"  # the one pretrained VLA (`policy=` on the CLI)
+    demos: str = "runs/demo/demos"  # the demonstrations it was pretrained on
+    reward_model: str = ""  # reward-model checkpoint; needed by awfm and adv_conditioned
+    tasks: list[str] = field(default_factory=lambda: ["tabletop"])
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    seeds: int = 3  # training seeds per method (paired: the same env seeds across methods)
+    takeovers: list[bool] = field(default_factory=lambda: [True, False])  # with and without operators
+    rounds: int = 3  # practice -> label -> update -> evaluate, this many times
+    episodes_per_round: int = 24  # practice episodes per round (the robot-time budget)
+    updates_per_round: int = 150  # head updates per round (every learning method, demo_only too)
+    eval_episodes: int = 64  # per evaluation (the same env seeds for every method and round)
+    eval_seed: int = 500_000
+    practice_seed: int = 1_000_000
+    num_envs: int = 16  # simulated robots stepped in lockstep
+    execute: int = 4  # actions executed per chunk
+    sim: SimConfig = field(default_factory=SimConfig)
+    operator: SimOperatorConfig = field(default_factory=lambda: SimOperatorConfig(triggers=("stall",)))
+    learner: LearnerConfig = field(default_factory=LearnerConfig)  # shared settings; mode set per method
+    bootstrap: int = 2000  # resamples for the paired intervals
+    threads: int = 0
+    progress: bool = True
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+    def __post_init__(self) -> None:
+        for m in self.methods:
+            if m not in METHODS:
+                raise unknown_name_error("compare.methods", m, METHODS)
+        if len(set(self.methods)) != len(self.methods) or not self.methods:
+            raise ValueError(f"compare.methods={list(self.methods)} must list each method once")
+        for t in self.tasks:
+            if t not in BUILTIN_TASKS:
+                raise unknown_name_error("compare.tasks", t, BUILTIN_TASKS)
+        if not self.tasks or not self.takeovers:
+            raise ValueError("compare: tasks and takeovers must not be empty")
+        for name in ("seeds", "rounds", "episodes_per_round", "updates_per_round", "eval_episodes", "num_envs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"compare.{name}={getattr(self, name)} must be >= 1")
+        needs_rm = [m for m in self.methods if m in ("awfm", "adv_conditioned")]
+        if needs_rm and not self.reward_model:
+            raise ValueError(
+                f"compare: methods {needs_rm} rank steps by advantage and need reward_model=<checkpoint>"
+                " (train one with `rlpost train-reward`, or drop them from compare.methods)"
+            )

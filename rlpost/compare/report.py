@@ -1,0 +1,176 @@
+"""Tables, paired differences and learning curves from the records of `rlpost compare`.
+
+Works on the JSON-able records ``run_compare`` returns (and writes), so a finished comparison
+can be re-reported without re-running it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rlpost.compare.config import CONTROLS
+from rlpost.compare.stats import EpisodeOutcomes, PairedDiff, paired_bootstrap
+from rlpost.evaluation import wilson_interval
+from rlpost.report import format_table
+
+COLUMNS = (
+    "method",
+    "success",
+    "ci95",
+    "succ/h",
+    "cycle_s",
+    "takeovers/ep",
+    "robot_h",
+    "vs demo_only",
+    "succ/h vs demo_only",
+    "vs curated",
+)
+
+
+def _select(runs: list[dict], takeovers: bool, method: str, task: str | None) -> list[dict]:
+    out = [
+        r
+        for r in runs
+        if r["takeovers"] == takeovers and r["method"] == method and (task is None or r["task"] == task)
+    ]
+    return sorted(out, key=lambda r: (r["task"], r["seed"]))
+
+
+def outcomes(runs: list[dict], tasks: list[str], round_index: int = -1) -> EpisodeOutcomes:
+    """The evaluation episodes of ``round_index`` of these runs, aligned by (task, seed, env seed)."""
+    succ, dur, strata = [], [], []
+    for r in runs:
+        rd = r["rounds"][round_index]
+        order = np.argsort(rd["eval_seeds"])
+        succ.append(np.asarray(rd["eval_success"], bool)[order])
+        dur.append(np.asarray(rd["eval_duration_s"], float)[order])
+        strata.append(np.full(len(order), tasks.index(r["task"]) * 10_000 + r["seed"]))
+    return EpisodeOutcomes(np.concatenate(succ), np.concatenate(dur), np.concatenate(strata))
+
+
+def method_row(
+    runs: list[dict], tasks: list[str], method: str, controls: dict[str, EpisodeOutcomes], n_boot: int
+) -> tuple[dict[str, Any], dict[str, dict[str, PairedDiff]]]:
+    """One table row (final round, seeds pooled) and its paired differences against the controls."""
+    o = outcomes(runs, tasks)
+    k, n = int(o.success.sum()), len(o.success)
+    lo, hi = wilson_interval(k, n)
+    cycle = o.duration_s[o.success]
+    eps = sum(rd["practice_episodes"] for r in runs for rd in r["rounds"])
+    row: dict[str, Any] = {
+        "method": method,
+        "success": k / n,
+        "ci95": f"[{lo:.2f}, {hi:.2f}]",
+        "succ/h": k / (o.duration_s.sum() / 3600),
+        "cycle_s": float(cycle.mean()) if len(cycle) else math.nan,
+        "takeovers/ep": sum(rd["takeovers"] for r in runs for rd in r["rounds"]) / max(eps, 1),
+        "robot_h": sum(rd["practice_robot_s"] for r in runs for rd in r["rounds"]) / 3600,
+    }
+    diffs: dict[str, dict[str, PairedDiff]] = {}
+    for name, ctrl in controls.items():
+        if name == method:
+            continue
+        d = paired_bootstrap(o, ctrl, n_boot=n_boot)
+        diffs[name] = d
+        row[f"vs {name}"] = d["success"].text(2)
+        if name == "demo_only":
+            row["succ/h vs demo_only"] = d["succ_per_hour"].text(0)
+    return row, diffs
+
+
+def tables(result: dict[str, Any], n_boot: int = 2000) -> tuple[str, dict[str, Any]]:
+    """Text tables per task and operator setting, and overall; and the numbers behind them."""
+    cfg, runs = result["config"], result["runs"]
+    tasks, methods = list(cfg["tasks"]), list(cfg["methods"])
+    text, numbers = [], {}
+    scopes: list[str | None] = [*tasks, None] if len(tasks) > 1 else tasks
+    for takeovers in cfg["takeovers"]:
+        setting = "with takeovers" if takeovers else "no takeovers (self-practice)"
+        for task in scopes:
+            picked = {m: _select(runs, takeovers, m, task) for m in methods}
+            controls = {c: outcomes(picked[c], tasks) for c in CONTROLS if picked.get(c)}
+            rows, diffs = [], {}
+            for m in methods:
+                if not picked[m]:
+                    continue
+                row, d = method_row(picked[m], tasks, m, controls, n_boot)
+                rows.append(row)
+                diffs[m] = {c: {k: v.__dict__ for k, v in dd.items()} for c, dd in d.items()}
+            title = f"{task or 'all tasks'} — {setting}: final round, {cfg['seeds']} seeds pooled"
+            text.append(format_table(rows, [c for c in COLUMNS if any(c in r for r in rows)], title=title))
+            numbers[f"{task or 'all'}/{'takeovers' if takeovers else 'self'}"] = {"rows": rows, "diffs": diffs}
+    return "\n\n".join(text), numbers
+
+
+def curves(result: dict[str, Any]) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """Per (task, setting) and method: robot hours, success and successes/hour per round (round 0:
+    the pretrained policy), with 95% bands (Wilson for success, ±1.96 s.e. over seeds for succ/h)."""
+    cfg, runs = result["config"], result["runs"]
+    out: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for task in cfg["tasks"]:
+        for takeovers in cfg["takeovers"]:
+            key = f"{task}/{'takeovers' if takeovers else 'self'}"
+            out[key] = {}
+            base = _select(runs, takeovers, "pretrained", task)
+            for m in cfg["methods"]:
+                rs = _select(runs, takeovers, m, task)
+                if not rs:
+                    continue
+                c: dict[str, list[float]] = {k: [] for k in ("hours", "success", "lo", "hi", "sph", "sph_lo", "sph_hi")}
+                n_rounds = len(rs[0]["rounds"])
+                for r in range(-1, n_rounds):
+                    src = (base or rs) if r < 0 else rs
+                    ri = 0 if r < 0 else r
+                    o = outcomes(src, list(cfg["tasks"]), ri)
+                    if r < 0 and not base:
+                        continue  # no pretrained runs to anchor round 0
+                    k, n = int(o.success.sum()), len(o.success)
+                    lo, hi = wilson_interval(k, n)
+                    per_seed = [
+                        sum(x["rounds"][ri]["eval_success"]) / (sum(x["rounds"][ri]["eval_duration_s"]) / 3600)
+                        for x in src
+                    ]
+                    se = float(np.std(per_seed, ddof=1) / math.sqrt(len(per_seed))) if len(per_seed) > 1 else 0.0
+                    hours = 0.0 if r < 0 else float(
+                        np.mean([sum(rd["practice_robot_s"] for rd in x["rounds"][: r + 1]) for x in rs]) / 3600
+                    )
+                    c["hours"].append(hours)
+                    c["success"].append(k / n)
+                    c["lo"].append(lo)
+                    c["hi"].append(hi)
+                    c["sph"].append(float(np.mean(per_seed)))
+                    c["sph_lo"].append(float(np.mean(per_seed)) - 1.96 * se)
+                    c["sph_hi"].append(float(np.mean(per_seed)) + 1.96 * se)
+                out[key][m] = c
+    return out
+
+
+def plot_curves(result: dict[str, Any], path: str | Path) -> Path:
+    """Learning curves as one PNG: a row per (task, setting); success and successes/hour vs robot hours."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = curves(result)
+    fig, axes = plt.subplots(len(data), 2, figsize=(11, 3.2 * len(data)), squeeze=False)
+    for row, (key, methods) in enumerate(data.items()):
+        for m, c in methods.items():
+            for col, (y, lo, hi, label) in enumerate(
+                (("success", "lo", "hi", "success rate"), ("sph", "sph_lo", "sph_hi", "successes / hour"))
+            ):
+                ax = axes[row][col]
+                (line,) = ax.plot(c["hours"], c[y], marker="o", label=m)
+                ax.fill_between(c["hours"], c[lo], c[hi], color=line.get_color(), alpha=0.12)
+                ax.set_title(f"{key}: {label}", fontsize=9)
+                ax.set_xlabel("practice robot hours")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

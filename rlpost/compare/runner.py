@@ -1,0 +1,285 @@
+"""`rlpost compare`: every method from one pretrained checkpoint, equal robot time, paired seeds.
+
+For each task, each operator setting (simulated operators taking over, or pure self-practice)
+and each training seed, every method runs the same schedule::
+
+    repeat rounds:   practise N episodes (env seeds shared by all methods) -> label them
+                     -> U head updates (learning methods) -> evaluate on the fixed eval seeds
+
+All practice lands in one episode store per task (one session id per method, operator
+setting and seed; the learner's replay reads only its own session and the demos), so the
+budgets can be checked from the store itself: every method must hold the same number of
+practice episodes, or the comparison is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from learner.config import LearnerConfig
+from learner.learner import Learner
+from reward_models.checkpoint import load_reward_checkpoint
+from reward_models.features import EpisodeFeatures
+from reward_models.labeler import Labeler
+from rlpost.compare.config import METHOD_MODES, CompareConfig
+from rlpost.compare.practice import PracticeStats, practice
+from rlpost.data.episode_store import EpisodeStore
+from rlpost.evaluation import EvalConfig, EvalResult, evaluate, vla_chunk_fn
+from rlpost.metrics import MetricsLogger
+from rlpost.policy import VLA, load_checkpoint
+from rlpost.session import import_episodes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RoundRecord:
+    """One round of one run: its practice and the evaluation after its updates."""
+
+    round: int
+    practice_episodes: int
+    practice_robot_s: float
+    practice_successes: int
+    takeovers: int
+    human_steps: int
+    updates: int  # head updates so far in this run
+    eval_success: list[bool]  # per eval episode, in eval-seed order
+    eval_duration_s: list[float]
+    eval_seeds: list[int]
+
+
+@dataclass
+class RunRecord:
+    """One method x task x operator setting x seed."""
+
+    task: str
+    takeovers: bool
+    method: str
+    seed: int
+    session_id: str
+    rounds: list[RoundRecord] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def practice_episodes(self) -> int:
+        return sum(r.practice_episodes for r in self.rounds)
+
+    @property
+    def practice_robot_s(self) -> float:
+        return sum(r.practice_robot_s for r in self.rounds)
+
+
+def session_id(takeovers: bool, method: str, seed: int) -> str:
+    return f"{'operator' if takeovers else 'self'}-{method}-s{seed}"
+
+
+def eval_record(res: EvalResult) -> tuple[list[bool], list[float], list[int]]:
+    eps = sorted(res.per_episode, key=lambda e: e.seed)
+    return [e.outcome == "success" for e in eps], [e.duration_s for e in eps], [e.seed for e in eps]
+
+
+class TaskBench:
+    """What every run of one task shares: the store with the demos, the base policy, its baseline
+    evaluation, the reward-model labeler and the feature cache directory."""
+
+    def __init__(self, cfg: CompareConfig, task: str, base_sd: dict[str, torch.Tensor]) -> None:
+        self.cfg, self.task = cfg, task
+        self.dir = Path(cfg.out) / task
+        self.store = EpisodeStore.open(self.dir / "store")
+        copied = import_episodes(cfg.demos, self.store, task=task)
+        n_demos = sum(1 for m in self.store.episodes(task=task) if m.source == "demo")
+        if n_demos == 0:
+            raise ValueError(f"compare: {cfg.demos} holds no demonstrations of task {task!r}")
+        log.info("compare %s: %d demonstrations (%d imported now)", task, n_demos, copied)
+        self.base_sd = base_sd
+        self.labeler: Labeler | None = None
+        if cfg.reward_model:
+            vla = load_checkpoint(cfg.policy_checkpoint)
+            self.labeler = Labeler(
+                load_reward_checkpoint(cfg.reward_model),
+                EpisodeFeatures(vla.backbone.freeze(), self.store),
+            )
+
+    def eval_cfg(self) -> EvalConfig:
+        c = self.cfg
+        return EvalConfig(
+            checkpoint=c.policy_checkpoint,
+            task=self.task,
+            episodes=c.eval_episodes,
+            seed=c.eval_seed,
+            execute=c.execute,
+            num_envs=c.num_envs,
+            sim=c.sim,
+            progress=False,
+        )
+
+    def evaluate(self, vla: VLA, seed: int) -> EvalResult:
+        return evaluate(vla_chunk_fn(vla, torch.Generator().manual_seed(seed)), self.eval_cfg())
+
+
+def learner_config(cfg: CompareConfig, method: str, sid: str) -> LearnerConfig:
+    """The shared learner settings with the method's mode; replay reads only this run's session."""
+    base = cfg.learner
+    replay = dataclasses.replace(base.replay, sessions=[sid])
+    if method == "demo_only":
+        replay = dataclasses.replace(replay, demo_fraction=1.0)
+    # publishing is not what is compared: ship once per round (the checkpoint is the record)
+    return dataclasses.replace(
+        base, mode=METHOD_MODES[method], replay=replay, publish_every=cfg.updates_per_round
+    )
+
+
+def run_one(
+    cfg: CompareConfig,
+    bench: TaskBench,
+    method: str,
+    takeovers: bool,
+    seed: int,
+    baseline: list[EvalResult],
+    metrics: MetricsLogger,
+) -> RunRecord:
+    """One method's whole schedule (see the module docstring)."""
+    t0 = time.perf_counter()
+    sid = session_id(takeovers, method, seed)
+    rec = RunRecord(bench.task, takeovers, method, seed, sid)
+    run_dir = bench.dir / "runs" / sid
+    learner: Learner | None = None
+    if method == "pretrained":
+        vla = load_checkpoint(cfg.policy_checkpoint)
+    else:
+        learner = Learner(
+            learner_config(cfg, method, sid),
+            bench.store,
+            cfg.policy_checkpoint,
+            run_dir,
+            seed=seed,
+            features_dir=bench.dir / "features",
+        )
+        vla = learner.vla
+    n = cfg.episodes_per_round
+    for r in range(cfg.rounds):
+        noise_seed = 7919 * seed + r  # the same sampling noise stream for every method
+        seeds = [cfg.practice_seed + 100_000 * seed + r * n + i for i in range(n)]
+        st: PracticeStats = practice(
+            vla_chunk_fn(vla, torch.Generator().manual_seed(noise_seed)),
+            bench.task,
+            cfg.sim,
+            seeds,
+            bench.store,
+            operator=cfg.operator if takeovers else None,
+            policy_version=vla.head_version,
+            execute=cfg.execute,
+            num_envs=cfg.num_envs,
+            session_id=sid,
+        )
+        if learner is not None:
+            if learner.cfg.needs_labels:
+                if bench.labeler is None:
+                    raise ValueError(f"compare: method {method} needs reward_model=")
+                bench.labeler.label(list(st.episode_ids))
+            learner.train(cfg.updates_per_round)
+        res = baseline[r] if learner is None else bench.evaluate(vla, noise_seed)
+        success, duration, eval_seeds = eval_record(res)
+        rec.rounds.append(
+            RoundRecord(
+                round=r + 1,
+                practice_episodes=st.episodes,
+                practice_robot_s=st.robot_seconds,
+                practice_successes=st.successes,
+                takeovers=st.takeovers,
+                human_steps=st.human_steps,
+                updates=learner.step if learner is not None else 0,
+                eval_success=success,
+                eval_duration_s=duration,
+                eval_seeds=eval_seeds,
+            )
+        )
+        metrics.log(
+            {
+                f"compare/{sid}/{bench.task}/success": float(np.mean(success)),
+                f"compare/{sid}/{bench.task}/practice_success": st.successes / max(st.episodes, 1),
+                f"compare/{sid}/{bench.task}/robot_h": rec.practice_robot_s / 3600,
+            },
+            r + 1,
+        )
+    rec.wall_s = time.perf_counter() - t0
+    return rec
+
+
+def check_budgets(bench: TaskBench, runs: list[RunRecord]) -> dict[str, dict[str, float]]:
+    """Practice episodes and robot seconds per session, counted from the store; every run of a
+    task must hold the same number of practice episodes.
+
+    Raises:
+        RuntimeError: the budgets differ (the comparison would not be fair).
+    """
+    counts: dict[str, dict[str, float]] = {}
+    for m in bench.store.episodes(task=bench.task):
+        if m.source == "demo":
+            continue
+        c = counts.setdefault(m.session_id, {"episodes": 0, "robot_s": 0.0, "steps": 0})
+        c["episodes"] += 1
+        c["steps"] += m.length
+    for run in runs:
+        got = counts.get(run.session_id, {"episodes": 0})["episodes"]
+        if got != run.practice_episodes:
+            raise RuntimeError(
+                f"compare {bench.task}: session {run.session_id} stored {got} practice episodes, "
+                f"its run reported {run.practice_episodes}"
+            )
+    episodes = {run.session_id: run.practice_episodes for run in runs}
+    if len(set(episodes.values())) > 1:
+        raise RuntimeError(f"compare {bench.task}: unequal practice budgets {episodes}")
+    for run in runs:
+        counts[run.session_id]["robot_s"] = run.practice_robot_s
+    return counts
+
+
+def run_compare(cfg: CompareConfig) -> dict[str, Any]:
+    """Run every method and return the raw records (tables and plots: rlpost.compare.report)."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = MetricsLogger(
+        dataclasses.replace(cfg.logger, group=cfg.logger.group or f"compare-{out.name}"),
+        out,
+        "compare",
+        dataclasses.asdict(cfg),
+    )
+    base = load_checkpoint(cfg.policy_checkpoint)
+    runs: list[RunRecord] = []
+    budgets: dict[str, Any] = {}
+    total = len(cfg.tasks) * len(cfg.takeovers) * cfg.seeds * len(cfg.methods)
+    bar = tqdm(total=total, desc="compare", disable=not cfg.progress, dynamic_ncols=True)
+    try:
+        for task in cfg.tasks:
+            bench = TaskBench(cfg, task, base.state_dict())
+            # the untouched policy's evaluation per round (same noise seeds as the others)
+            baselines = {
+                s: [bench.evaluate(base, 7919 * s + r) for r in range(cfg.rounds)] for s in range(cfg.seeds)
+            }
+            task_runs = []
+            for takeovers in cfg.takeovers:
+                for s in range(cfg.seeds):
+                    for method in cfg.methods:
+                        bar.set_postfix_str(f"{task} {session_id(takeovers, method, s)}")
+                        rec = run_one(cfg, bench, method, takeovers, s, baselines[s], metrics)
+                        task_runs.append(rec)
+                        bar.update(1)
+            budgets[task] = check_budgets(bench, task_runs)
+            runs.extend(task_runs)
+            bench.store.close()
+    finally:
+        bar.close()
+        metrics.close()
+    return {"config": dataclasses.asdict(cfg), "runs": [dataclasses.asdict(r) for r in runs], "budgets": budgets}

@@ -1,0 +1,92 @@
+"""`rlpost compare` end to end at a tiny scale: every method runs, budgets are equal and checked
+from the store, and the table, JSON and learning-curve PNG are written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rlpost.cli import main
+from rlpost.compare import METHODS, CompareConfig, compare
+from rlpost.compare.runner import RoundRecord, RunRecord, TaskBench, check_budgets, run_compare
+from rlpost.data import EpisodeStore
+from rlpost.metrics import LoggerConfig
+from rlpost.sim import SimOperatorConfig
+from tests.integration.test_session import SIM, assets  # noqa: F401  (module fixture)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def tiny_cfg(assets, out, **kw) -> CompareConfig:  # noqa: F811
+    base = dict(
+        out=str(out),
+        policy_checkpoint=assets["policy"],
+        demos=assets["demos"],
+        reward_model=assets["rm"],
+        seeds=2,
+        rounds=2,
+        episodes_per_round=3,
+        updates_per_round=3,
+        eval_episodes=4,
+        num_envs=4,
+        sim=SIM,
+        operator=SimOperatorConfig(triggers=("stall",), stall_window=3),
+        bootstrap=50,
+        threads=1,
+        progress=False,
+        logger=LoggerConfig(wandb_mode="disabled"),
+    )
+    base.update(kw)
+    cfg = CompareConfig(**base)
+    cfg.learner.batch_size = 8
+    return cfg
+
+
+def test_every_method_gets_the_same_practice_budget_and_the_outputs_are_written(assets, tmp_path):  # noqa: F811
+    cfg = tiny_cfg(assets, tmp_path / "cmp")
+    text, result = compare(cfg)
+    runs = result["runs"]
+    assert len(runs) == len(METHODS) * 2 * 2  # methods x seeds x {takeovers, self-practice}
+    # the same practice episodes per run, counted from the store by session
+    budgets = result["budgets"]["tabletop"]
+    assert {b["episodes"] for b in budgets.values()} == {cfg.rounds * cfg.episodes_per_round}
+    assert len(budgets) == len(runs)
+    # paired: every run evaluated on the same env seeds
+    seeds = {tuple(r["rounds"][-1]["eval_seeds"]) for r in runs}
+    assert seeds == {tuple(range(cfg.eval_seed, cfg.eval_seed + cfg.eval_episodes))}
+    # self-practice runs never saw an operator; operator runs recorded their takeovers as such
+    assert all(
+        rd["takeovers"] == rd["human_steps"] == 0 for r in runs if not r["takeovers"] for rd in r["rounds"]
+    )
+    with EpisodeStore.open(tmp_path / "cmp" / "tabletop" / "store", create=False) as store:
+        learner_runs = [r for r in runs if r["method"] != "pretrained"]
+        assert all(r["rounds"][-1]["updates"] == cfg.rounds * cfg.updates_per_round for r in learner_runs)
+        demo_sessions = {m.session_id for m in store.episodes() if m.source == "demo"}
+        assert demo_sessions and not demo_sessions & set(budgets)
+    for name in ("compare.json", "curves.png", "tables.txt"):
+        assert (tmp_path / "cmp" / name).stat().st_size > 0
+    doc = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert doc["config"]["methods"] == list(METHODS)
+    rows = doc["tables"]["tabletop/takeovers"]["rows"]
+    assert [r["method"] for r in rows] == list(METHODS)
+    assert "vs demo_only" in text and "vs curated" in text
+
+
+def test_a_run_whose_store_disagrees_with_its_report_is_refused(assets, tmp_path):  # noqa: F811
+    cfg = tiny_cfg(
+        assets, tmp_path / "cmp2", methods=["pretrained", "demo_only"], seeds=1, rounds=1, takeovers=[False]
+    )
+    result = run_compare(cfg)
+    bench = TaskBench(cfg, "tabletop", {})
+    fake = RunRecord("tabletop", False, "demo_only", 0, "self-demo_only-s0")
+    fake.rounds.append(RoundRecord(1, 99, 1.0, 0, 0, 0, 0, [], [], []))
+    with pytest.raises(RuntimeError, match="stored 3 practice episodes, its run reported 99"):
+        check_budgets(bench, [fake])
+    assert result["budgets"]["tabletop"]["self-demo_only-s0"]["episodes"] == 3
+
+
+def test_cli_refuses_rl_methods_without_a_reward_model(tmp_path, capsys):
+    code = main(["compare", f"out={tmp_path}", "reward_model=", "policy=x"])
+    err = capsys.readouterr().err
+    assert code == 2 and "['awfm', 'adv_conditioned']" in err and "reward_model=" in err
