@@ -9,12 +9,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlpost.sim.config import SimConfig, SimOperatorConfig
+from rlpost.transport.curve import CurveKeys
 from rlpost.transport.sockets import LOOPBACK, check_security
 
 
 def _require(ok: bool, msg: str) -> None:
     if not ok:
         raise ValueError(msg)
+
+
+def _check_link(security: str, host: str, allow_remote: bool, curve: CurveKeys, prefix: str, what: str) -> None:
+    check_security(security, host, allow_remote, what)
+    # Keys given but CURVE off would run the link unauthenticated while the user thinks it is not.
+    _require(
+        security == "curve" or not curve.any_set(),
+        f"{what}: {prefix}.curve names key files but {prefix}.security={security!r}; set {prefix}.security=curve",
+    )
 
 
 @dataclass
@@ -96,8 +106,11 @@ class BridgeConfig:
 
     host: str = LOOPBACK  # robot-server listens here; ZmqRobot connects here
     port: int = 0  # 0: robot-server picks a free port and prints it
-    security: str = "none"  # the only mode today; CURVE is a later issue
+    security: str = "none"  # "none" (loopback only, unless allowed below) | "curve"
     allow_remote_without_auth: bool = False
+    # security=curve: the robot-server uses server_secret_key + authorized_keys, ZmqRobot
+    # uses client_secret_key + server_public_key (files from `rlpost keys`).
+    curve: CurveKeys = field(default_factory=CurveKeys)
     timeout_s: float = 1.0  # a robot that does not answer a request within this is disconnected
     connect_timeout_s: float = 5.0  # first contact (spec request)
     max_message_bytes: int = 64 * 1024 * 1024
@@ -105,7 +118,7 @@ class BridgeConfig:
     def __post_init__(self) -> None:
         _require(self.timeout_s > 0 and self.connect_timeout_s > 0, "bridge timeouts must be > 0")
         _require(0 <= self.port < 65536, f"bridge.port={self.port} is not a TCP port")
-        check_security(self.security, self.host, self.allow_remote_without_auth, "bridge")
+        _check_link(self.security, self.host, self.allow_remote_without_auth, self.curve, "bridge", "bridge")
 
 
 @dataclass
@@ -124,12 +137,17 @@ class OperatorChannelConfig:
 
     host: str = LOOPBACK
     port: int = 0  # 0: a free port (status reports the endpoint)
-    security: str = "none"  # the only mode today; CURVE is a later issue
+    security: str = "none"  # "none" (loopback only, unless allowed below) | "curve"
     allow_remote_without_auth: bool = False
     max_message_bytes: int = 64 * 1024  # commands are tiny; anything bigger is refused
+    # security=curve: the channel uses server_secret_key + authorized_keys; an in-process
+    # device (the simulated operator) uses client_secret_key + server_public_key.
+    curve: CurveKeys = field(default_factory=CurveKeys)
 
     def __post_init__(self) -> None:
-        check_security(self.security, self.host, self.allow_remote_without_auth, "operator channel")
+        _check_link(
+            self.security, self.host, self.allow_remote_without_auth, self.curve, "operator", "operator channel"
+        )
 
 
 @dataclass

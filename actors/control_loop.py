@@ -8,9 +8,14 @@ Per control step, at the robot's rate::
     action     = safety.filter(proposed)     hold if nothing usable, clip, workspace, rate limit
     sink.append(StepRecord(obs, action, policy_action, intervention, policy_version, t_ns))
     obs        = robot.step(action)
+    sink.set_reward(t, reward)
 
-Every step is recorded (and so stored) before the next one starts, including the policy's
-proposal while a person holds control (NaN when no chunk was ready). An episode ends on
+Every step is recorded before the robot executes it (write-ahead: a crash while the robot
+acts cannot lose a step it executed), including the policy's proposal while a person holds
+control (NaN when no chunk was ready). If the store refuses a step (disk full), its action
+is never sent: the robot holds, and :class:`StoreFullError` stops the loop; an episode whose
+finish the disk refused stays in flight and is finished first by the next ``run_episode``
+(or recovered as aborted from its WAL). An episode ends on
 env termination or truncation (an operator's mark, if any, wins), an operator mark,
 abort, reset or e-stop, the step limit, or a robot disconnect (aborted, steps kept). An
 unexpected error also finishes the episode (aborted) before it propagates, so nothing
@@ -20,7 +25,6 @@ recorded is lost.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 import time
 import uuid
@@ -35,12 +39,14 @@ from actors.clock import Clock, RealtimeClock, SimulatedClock
 from actors.config import ControlConfig, SafetyConfig
 from actors.inference import InferenceResult, InferenceWorker
 from actors.safety import SafetyFilter
+from rlpost.data.store_error import StoreError
 from rlpost.interfaces import EpisodeSink, OperatorInput, Policy, Robot, WeightSource, observation_from_dict
 from rlpost.schema import EpisodeMeta, Observation, OperatorCommand, Source, StepRecord
 
 log = logging.getLogger(__name__)
 
 END_KINDS = {"mark_success", "mark_failure", "abort", "reset", "estop"}
+PAUSED_POLL_S = 0.01  # simulated time never waits: a paused loop sleeps this long between polls
 
 
 class EStopLatched(RuntimeError):
@@ -127,9 +133,16 @@ class ControlLoop:
         self.task, self.source, self.sim_operator_ids = task, source, sim_operator_ids
         self.tick_ns: collections.deque[int] = collections.deque(maxlen=100_000)  # step start times
         self.overruns = 0
+        # (head version of the latest planned action, time.monotonic_ns() when the loop first planned
+        # with it): how soon a published head drives the robot. Wall time even under simulated
+        # time, so a driver on the same host can compare it with when it published.
+        self.acting: tuple[int, int] = (-1, 0)
         self.stale_commands = 0
+        # The episode in flight (None between episodes); read by status() on other threads.
+        self.current: _Episode | None = None
         self._nan = np.full(self.spec.action_dim, np.nan, np.float32)
         self._chunk_id = 0
+        self.unfinished: _Episode | None = None  # its finish failed (disk full); retried first
 
     # -- public -------------------------------------------------------------------------------------
     def run_episode(self, seed: int | None = None) -> EpisodeReport:
@@ -138,7 +151,15 @@ class ControlLoop:
         Raises:
             EStopLatched: the e-stop is latched (nothing is started).
             ConnectionError: the robot did not answer its reset (no episode was begun).
+            StoreFullError: the store refused a write (the robot was held; nothing recorded is lost).
         """
+        if self.unfinished is not None:  # nothing new starts before the last episode is stored
+            ep, self.unfinished = self.unfinished, None
+            try:
+                self._finish(ep)
+            except StoreError:
+                self.unfinished = ep
+                raise
         self._drain_stale_commands()
         if self.safety.estopped:
             raise EStopLatched(f"robot {self.robot_id!r}: e-stop latched; an operator must send clear_estop")
@@ -157,6 +178,7 @@ class ControlLoop:
         )
         self.sink.begin(meta)
         ep = _Episode(meta, EpisodeReport(meta, end_reason=""))
+        self.current = ep
         try:
             for ob in self.observers:
                 ob.on_reset(obs, info, seed)
@@ -167,7 +189,11 @@ class ControlLoop:
         except BaseException as e:
             # Finish what was recorded before the error propagates: a step recorded is a step stored.
             ep.end = ("aborted", "none", f"error: {type(e).__name__}")
-            self._finish(ep)
+            try:
+                self._finish(ep)
+            except StoreError as fe:  # e.g. the disk is still full: the WAL keeps every step
+                log.error("robot %r: episode %s stays in flight: %s", self.robot_id, ep.meta.episode_id, fe)
+                self.unfinished = ep
             raise
         return self._finish(ep)
 
@@ -196,6 +222,8 @@ class ControlLoop:
             if ep.end is not None and ep.end[2] != "estop":
                 return
             if ep.paused:
+                if not self.clock.realtime:
+                    time.sleep(PAUSED_POLL_S)  # else a paused robot spins a core on commands
                 continue
             if ep.resumed:
                 ep.resumed = False
@@ -203,18 +231,18 @@ class ControlLoop:
                 next_tick = self.clock.now_ns() + self.period_ns
             planned = self._plan(ep, o, t)
             step = self._record_step(ep, o, t, t_ns, planned)
+            self.sink.append(ep.meta.episode_id, step)  # write-ahead: stored before the robot moves
+            ep.report.steps += 1
             try:
                 obs, reward, terminated, truncated, info = self.robot.step(step.action)
-            except ConnectionError as e:
+            except ConnectionError as e:  # the action may have been executed; its result is unknown
                 log.error(
                     "robot %r disconnected at step %d: %s; ending the episode as aborted", self.robot_id, t, e
                 )
-                self.sink.append(ep.meta.episode_id, step)  # the action was sent; its result is unknown
-                ep.report.steps += 1
                 ep.end = ("aborted", "none", "robot_disconnected")
                 return
-            self.sink.append(ep.meta.episode_id, dataclasses.replace(step, reward=float(reward)))
-            ep.report.steps += 1
+            if not np.isnan(reward):
+                self.sink.set_reward(ep.meta.episode_id, t, float(reward))
             t += 1
             t_ns = self.clock.now_ns()
             if ep.end is not None:  # e-stop: the hold step is recorded, then the episode ends
@@ -260,6 +288,8 @@ class ControlLoop:
         planned = self.executor.next(t)
         if planned is None:
             ep.report.events["late_chunk"] += 1
+        elif planned.version != self.acting[0]:
+            self.acting = (planned.version, time.monotonic_ns())  # one tuple: readers on other threads
         return planned
 
     def _take(self, ep: _Episode, result: InferenceResult | None) -> None:
@@ -362,6 +392,7 @@ class ControlLoop:
 
     def _finish(self, ep: _Episode) -> EpisodeReport:
         outcome, marked_by, reason = ep.end or ("aborted", "none", "error")
+        self.current = None
         self.worker.cancel()
         ep.report.meta = self.sink.finish(ep.meta.episode_id, outcome, marked_by)
         ep.report.end_reason = reason

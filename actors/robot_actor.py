@@ -10,7 +10,8 @@ import numpy as np
 
 from actors.config import ActorConfig
 from actors.control_loop import EpisodeReport
-from actors.runner import ActorStatus, RobotRunner
+from actors.live_view import FrameWindow
+from actors.runner import ActorStatus, RobotRunner, RobotSnapshot
 
 
 class RobotActor:
@@ -26,6 +27,14 @@ class RobotActor:
     def status(self) -> ActorStatus:
         """State, episode count, policy version and counters."""
         return self._runner.status()
+
+    def snapshot(self) -> RobotSnapshot:
+        """Status and the latest camera frames as JPEG (for the console)."""
+        return self._runner.snapshot()
+
+    def recent_frames(self, steps: list[int]) -> FrameWindow | None:
+        """Observations of the episode in flight at ``steps`` (the console's progress estimate)."""
+        return self._runner.recent_frames(steps)
 
     def operator_endpoint(self) -> str:
         """Where operator devices send commands for this robot."""

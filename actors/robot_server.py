@@ -6,7 +6,9 @@ a registered sim task (``driver=tabletop``) or an import string
 (``driver=my_lab.arm:ArmEnv`` with ``driver_kwargs``). Requests and replies are listed in
 :mod:`rlpost.transport.messages`; a malformed request gets an ``error`` reply naming what
 was wrong and is counted, and a driver that raises gets an ``error`` reply with its
-exception (logged with the traceback); the server keeps serving either way.
+exception (logged with the traceback); the server keeps serving either way. With
+``bridge.security=curve`` only actors whose public keys are in ``bridge.curve.authorized_keys``
+get answers; refused handshakes are logged and counted (``health().auth_refused``).
 
 Standalone: ``python -m actors.robot_server --driver tabletop --port 5555``.
 """
@@ -30,6 +32,8 @@ from actors.config import BridgeConfig, RobotServerConfig
 from rlpost.interfaces import Robot, observation_from_dict
 from rlpost.schema import SchemaError, check_array
 from rlpost.transport import (
+    CurveKeys,
+    CurveServer,
     Health,
     Message,
     WireError,
@@ -82,14 +86,25 @@ class RobotServer:
         self.driver = driver or type(env).__name__
         self.spec = env.robot_spec.validate(f"driver {self.driver!r}")
         self.limits = WireLimits(max_message_bytes=self.cfg.max_message_bytes)
-        self._sock = new_socket(zmq.ROUTER)
+        self._curve: CurveServer | None = None
+        if self.cfg.security == "curve":
+            self._curve = CurveServer(self.cfg.curve, "bridge.curve", f"robot-server {robot_id!r}")
+            self._sock = self._curve.socket(zmq.ROUTER)
+        else:
+            self._sock = new_socket(zmq.ROUTER)
         self.endpoint = bind(self._sock, self.cfg.host, self.cfg.port)
         self.steps = self.resets = self.refused = self.errors = 0
         self._t0 = time.monotonic()
 
     def serve(self, stop: threading.Event | None = None) -> None:
         """Answer requests until ``stop`` is set (or forever)."""
-        log.info("robot-server %r (%s) listening on %s", self.robot_id, self.driver, self.endpoint)
+        log.info(
+            "robot-server %r (%s) listening on %s (security=%s)",
+            self.robot_id,
+            self.driver,
+            self.endpoint,
+            self.cfg.security,
+        )
         while stop is None or not stop.is_set():
             frames = recv_frames(self._sock, 0.1)
             if frames is not None:
@@ -151,10 +166,15 @@ class RobotServer:
         return encode_obs_reply(obs, reward, term, trunc, info, req, self.robot_id)
 
     def health(self) -> Health:
-        return Health(True, self.driver, time.monotonic() - self._t0, self.steps, self.resets, self.refused)
+        auth_refused = self._curve.refused if self._curve is not None else 0
+        return Health(
+            True, self.driver, time.monotonic() - self._t0, self.steps, self.resets, self.refused, auth_refused
+        )
 
     def close(self) -> None:
         self._sock.close(linger=0)
+        if self._curve is not None:
+            self._curve.close()
         self.env.close()
 
 
@@ -206,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default=BridgeConfig.host)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--allow-remote-without-auth", action="store_true")
+    p.add_argument("--security", choices=["none", "curve"], default="none")
+    p.add_argument("--server-secret-key", default="", help="curve: this server's <name>.key_secret")
+    p.add_argument("--authorized-keys", default="", help="curve: directory of admitted actors' <name>.key")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = RobotServerConfig(
@@ -213,7 +236,11 @@ def main(argv: list[str] | None = None) -> int:
         driver_kwargs=_parse_kwargs(args.kwargs),
         robot_id=args.robot_id,
         bridge=BridgeConfig(
-            host=args.host, port=args.port, allow_remote_without_auth=args.allow_remote_without_auth
+            host=args.host,
+            port=args.port,
+            allow_remote_without_auth=args.allow_remote_without_auth,
+            security=args.security,
+            curve=CurveKeys(server_secret_key=args.server_secret_key, authorized_keys=args.authorized_keys),
         ),
     )
 

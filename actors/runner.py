@@ -3,7 +3,9 @@
 It owns the robot, one policy copy, the episode store writer, the operator channel, the
 weight source and (for sims) a simulated operator device, and drives the
 :class:`ControlLoop` episode after episode: reconnecting to a robot that went away,
-stopping when the e-stop is latched, and counting what happened for ``status()``.
+stopping when the e-stop is latched, pausing (robot held, no action sent) when the store
+is full, and counting what happened for ``status()``. A runner rebuilt after its process
+died (Ray restarts the actor) continues its robot's seeds after the last one in the store.
 """
 
 from __future__ import annotations
@@ -20,15 +22,22 @@ import numpy as np
 from actors.config import ActorConfig
 from actors.control_loop import ControlLoop, EpisodeReport, EStopLatched
 from actors.devices.sim_operator import SimOperatorDevice
+from actors.live_view import FrameWindow, LiveView
 from actors.operator_channel import OperatorChannel, OperatorClient
 from actors.weights import HeadDirectory, LatestWeights
 from actors.zmq_robot import RobotDisconnected, ZmqRobot
 from rlpost.data.episode_store import EpisodeStore
+from rlpost.data.store_error import StoreFullError
 from rlpost.interfaces import Robot
 
 log = logging.getLogger(__name__)
 
-ActorState = Literal["idle", "running", "estopped", "disconnected", "closed"]
+# paused: the store refused a write (disk full); the robot is held until a later run() succeeds
+ActorState = Literal["idle", "running", "estopped", "disconnected", "paused", "closed"]
+# What a person watching the robot needs to know (the console shows it).
+RobotMode = Literal[
+    "autonomous", "operator", "paused", "resetting", "estopped", "disconnected", "idle", "closed"
+]
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,21 @@ class ActorStatus:
     policy_errors: int
     reconnects: int
     control_overruns: int
+    mode: RobotMode = "idle"
+    episode_id: str = ""  # the episode in flight ("" between episodes)
+    episode_step: int = 0  # steps recorded in it so far
+    instruction: str = ""  # its instruction
+    acting_version: int = -1  # head version of the latest action the policy planned (-1: none yet)
+    acting_since_ns: int = 0  # time.monotonic_ns() when the robot first acted on acting_version
+
+
+@dataclass(frozen=True)
+class RobotSnapshot:
+    """A robot's status and its latest camera frames (for the console)."""
+
+    status: ActorStatus
+    frame_seq: int  # increases with every observation; -1 before the first
+    jpeg: dict[str, bytes]  # camera -> JPEG of the latest observation
 
 
 class RobotRunner:
@@ -65,13 +89,23 @@ class RobotRunner:
         weights: HeadDirectory | LatestWeights,
         store: EpisodeStore,
         device: SimOperatorDevice | None = None,
+        live: LiveView | None = None,
     ) -> None:
         self.cfg, self.loop, self.channel, self.weights, self.store = cfg, loop, channel, weights, store
         self.device = device
+        self.live = live
         self.state: ActorState = "idle"
         self.episodes = self.steps = self.intervention_steps = self.reconnects = 0
         self.outcomes: collections.Counter[str] = collections.Counter()
         self.events: collections.Counter[str] = collections.Counter()
+        # Seeds continue after this robot's episodes already in the store for this session, so
+        # an actor that Ray restarted does not repeat the seeds its previous process used.
+        used = [
+            m.seed
+            for m in store.episodes(robot_id=cfg.robot_id, session_id=cfg.session_id)
+            if cfg.session_id and m.seed is not None and m.seed >= cfg.seed
+        ]
+        self.first_seed = max(used) + 1 if used else cfg.seed
 
     @classmethod
     def from_config(cls, cfg: ActorConfig) -> RobotRunner:
@@ -111,8 +145,10 @@ class RobotRunner:
         device, sim_ids = None, frozenset()
         if cfg.sim_operator:
             op = SimulatedOperator(robot, dataclasses.replace(cfg.sim_operator_cfg, robot_id=cfg.robot_id))  # type: ignore[arg-type]
-            client = OperatorClient(channel.endpoint, cfg.robot_id, op.cfg.operator_id)
+            curve = cfg.operator.curve if cfg.operator.security == "curve" else None
+            client = OperatorClient(channel.endpoint, cfg.robot_id, op.cfg.operator_id, curve=curve)
             device, sim_ids = SimOperatorDevice(op, client), frozenset({op.cfg.operator_id})
+        live = LiveView()
         loop = ControlLoop(
             robot,
             vla,
@@ -120,24 +156,26 @@ class RobotRunner:
             control=cfg.control,
             safety=cfg.safety,
             operators=[channel],
-            observers=[device] if device else [],
+            observers=[live, device] if device else [live],
             weights=weights,
             robot_id=cfg.robot_id,
             session_id=cfg.session_id,
             task=cfg.task,
             sim_operator_ids=sim_ids,
         )
-        return cls(cfg, loop, channel, weights, store, device)
+        return cls(cfg, loop, channel, weights, store, device, live)
 
     def run(self, episodes: int, estop_wait_s: float = 0.0) -> list[EpisodeReport]:
         """Run up to ``episodes`` episodes; stops early when the e-stop stays latched.
 
         Args:
-            episodes: how many to run; episode i of this actor uses seed ``cfg.seed + i``.
+            episodes: how many to run; episode i of this actor uses seed ``first_seed + i``.
             estop_wait_s: how long to wait for an operator's clear_estop before returning early.
 
         Raises:
             RobotDisconnected: the robot stayed away longer than ``cfg.reconnect_timeout_s``.
+            StoreFullError: the store refused a write; state is "paused" and the robot held.
+                Every step recorded stays in the store; a later ``run`` continues once space is back.
         """
         reports: list[EpisodeReport] = []
         while len(reports) < episodes:
@@ -151,7 +189,13 @@ class RobotRunner:
                     )
                     break
             self.state = "running"
-            report = self._episode_with_reconnect(self.cfg.seed + self.episodes)
+            try:
+                report = self._episode_with_reconnect(self.first_seed + self.episodes)
+            except StoreFullError as e:
+                self.state = "paused"
+                self.events["store_full"] += 1
+                log.error("robot %r paused, held with no action sent: %s", self.cfg.robot_id, e)
+                raise
             if report is None:
                 continue  # e-stop latched between episodes
             reports.append(report)
@@ -203,7 +247,12 @@ class RobotRunner:
 
     def status(self) -> ActorStatus:
         ch, w = self.channel.counters, self.loop.worker
+        acting = self.loop.acting
         robot_reconnects = getattr(self.loop.robot, "reconnects", 0)
+        ep = self.loop.current
+        events = collections.Counter(self.events)
+        if ep is not None:  # the episode in flight counts too: a console shows late chunks as they happen
+            events.update(dict(ep.report.events))
         return ActorStatus(
             robot_id=self.cfg.robot_id,
             state=self.state,
@@ -213,7 +262,7 @@ class RobotRunner:
             steps=self.steps,
             intervention_steps=self.intervention_steps,
             outcomes=dict(self.outcomes),
-            events=dict(self.events),
+            events=dict(events),
             commands_received=ch.received,
             commands_refused=ch.refused,
             last_refusal=ch.last_error,
@@ -222,7 +271,43 @@ class RobotRunner:
             policy_errors=w.policy_errors,
             reconnects=self.reconnects + robot_reconnects,
             control_overruns=self.loop.overruns,
+            mode=self._mode(),
+            episode_id=ep.meta.episode_id if ep is not None else "",
+            episode_step=ep.report.steps if ep is not None else 0,
+            instruction=ep.meta.instruction if ep is not None else "",
+            acting_version=acting[0],
+            acting_since_ns=acting[1],
         )
+
+    def _mode(self) -> RobotMode:
+        ep = self.loop.current
+        if self.state in ("closed", "disconnected", "paused"):  # paused: the store is full
+            return self.state
+        if self.state == "estopped" or self.loop.safety.estopped:
+            return "estopped"
+        if ep is None:
+            return "resetting" if self.state == "running" else "idle"
+        return "paused" if ep.paused else "operator" if ep.human else "autonomous"
+
+    def snapshot(self) -> RobotSnapshot:
+        """Status plus the latest camera frames as JPEG (encoded now, at most once per observation)."""
+        seq, jpeg = self.live.jpeg() if self.live is not None else (-1, {})
+        return RobotSnapshot(self.status(), seq, jpeg)
+
+    def recent_frames(self, steps: list[int]) -> FrameWindow | None:
+        """Observations of the episode in flight at ``steps`` (for a progress estimate); None if none.
+
+        The first call makes the live view hold enough history for these steps from then on.
+
+        Raises:
+            ValueError: a window longer than the live view may hold (actors.live_view.MAX_HISTORY).
+        """
+        if self.live is None or self.loop.current is None:
+            return None
+        nonzero = [s for s in steps if s > 0]
+        if nonzero:
+            self.live.keep(max(nonzero) - min(nonzero) + 1)
+        return self.live.window(steps)
 
     def close(self) -> None:
         self.loop.close()

@@ -4,7 +4,9 @@ Every call is one request and one reply on a DEALER socket, each request numbere
 late reply to an earlier request is recognised and dropped. A robot that does not answer
 within ``timeout_s`` raises :class:`RobotDisconnected`; the socket is then rebuilt, so
 the next call reconnects by itself when the robot is back (nothing stale is delivered:
-the old socket is closed with linger 0).
+the old socket is closed with linger 0). With ``bridge.security=curve`` every socket
+speaks CURVE with ``bridge.curve.client_secret_key`` and checks the server against
+``bridge.curve.server_public_key``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from actors.config import BridgeConfig
 from rlpost.interfaces import OBS_IMAGES, OBS_INSTRUCTION, OBS_STATE
 from rlpost.schema import RobotSpec, check_array
 from rlpost.transport import (
+    ClientKeys,
     Health,
     Message,
     WireLimits,
@@ -56,10 +59,13 @@ class ZmqRobot(gym.Env):
             robot_id: our name in the server's logs.
 
         Raises:
-            RobotDisconnected: no answer within ``cfg.connect_timeout_s``.
+            RobotDisconnected: no answer within ``cfg.connect_timeout_s`` (with CURVE, also
+                what a server that refuses our key looks like: it never answers).
+            KeyFileError: security=curve and a key file is missing or not a key (names it).
         """
         self.endpoint, self.cfg, self.robot_id = endpoint, cfg or BridgeConfig(), robot_id
         self.limits = WireLimits(max_message_bytes=self.cfg.max_message_bytes)
+        self._keys = ClientKeys.load(self.cfg.curve, "bridge.curve") if self.cfg.security == "curve" else None
         self._req = 0
         self._sock: zmq.Socket | None = None
         self.reconnects = 0
@@ -109,6 +115,8 @@ class ZmqRobot(gym.Env):
     def _socket(self) -> zmq.Socket:
         if self._sock is None:
             self._sock = new_socket(zmq.DEALER)
+            if self._keys is not None:
+                self._keys.apply(self._sock)
             self._sock.connect(self.endpoint)
         return self._sock
 
@@ -123,7 +131,17 @@ class ZmqRobot(gym.Env):
         self._req += 1
         req = self._req
         sock = self._socket()
-        sock.send_multipart(encode(kind, self.robot_id, {"req": req, **(fields or {})}, arrays), copy=False)
+        frames_out = encode(kind, self.robot_id, {"req": req, **(fields or {})}, arrays)
+        hint = " (or it refused our CURVE key)" if self._keys is not None else ""
+        try:
+            sock.setsockopt(zmq.SNDTIMEO, max(1, int(timeout * 1000)))
+            sock.send_multipart(frames_out, copy=False)
+        except zmq.Again as e:  # no live connection: a refused handshake leaves the DEALER none
+            self.close()
+            self.reconnects += 1
+            raise RobotDisconnected(
+                f"robot at {self.endpoint}: could not send {kind!r} (request {req}) within {timeout} s{hint}"
+            ) from e
         while True:
             frames = recv_frames(sock, timeout)
             if frames is None:
@@ -131,7 +149,7 @@ class ZmqRobot(gym.Env):
                 self.close()
                 self.reconnects += 1
                 raise RobotDisconnected(
-                    f"robot at {self.endpoint} did not answer {kind!r} (request {req}) within {timeout} s"
+                    f"robot at {self.endpoint} did not answer {kind!r} (request {req}) within {timeout} s{hint}"
                 )
             msg = decode(frames, sender=self.endpoint, limits=self.limits)
             if msg.fields.get("req") != req:

@@ -5,6 +5,9 @@
     adv_conditioned  L = mean_b ‖v_θ(x_τ, τ | o_b, I_b) − (ε − a_b)‖², I_b = 1 for the top fraction of
                      Â per task (RECAP, pi*0.6), dropped with probability p for classifier-free guidance
     curated, bc_all  L = mean_b ‖v_θ − (ε − a_b)‖²; what differs is which samples replay offers
+    steer            L = mean_b w_b · ‖μ_φ(o_b) − clip(z_b)‖², w as in awfm; z_b = the noise the fixed expert
+                     turns into the recorded chunk (Euler inversion of the flow), μ_φ the steering
+                     net's noise mean (DSRL-style noise-space steering; the expert is not trained)
     takeovers        awfm with Â = 0: a person's steps get w_max, all others 1 (renormalised). The
                      control that separates what the human's corrections give from what advantages add
 
@@ -30,6 +33,8 @@ from learner.replay import ReplayBatch
 from rlpost.policy import VLA, Prefix
 from rlpost.policy.action_expert import COND_DROPPED, COND_NEGATIVE, COND_POSITIVE
 from rlpost.schema import SchemaError
+
+NOISE_CLIP = 3.0  # inverted noise beyond 3 sigma is an inversion artefact, not a choice to imitate
 
 
 def batch_weights(batch: ReplayBatch, cfg: LearnerConfig) -> tuple[np.ndarray, dict[str, float]]:
@@ -100,6 +105,17 @@ def batch_loss(
         w, _, _ = advantage_weights(np.zeros(len(batch.human), np.float32), cfg.beta, cfg.w_max, batch.human)
         weights = torch.from_numpy(w)
         metrics["learner/ess"] = effective_sample_size(w)
+    elif cfg.mode == "steer":
+        w, stats = batch_weights(batch, cfg)
+        metrics.update(stats)
+        z = vla.invert(prefix, batch.state, batch.actions).clamp(-NOISE_CLIP, NOISE_CLIP)
+        err = (vla.steer_mean(prefix, batch.state) - z).pow(2).mean(-1)  # [B, H]
+        m = mask.to(err.dtype)
+        per_sample = (err * m).sum(-1) / m.sum(-1).clamp(min=1.0)
+        loss = (per_sample * torch.from_numpy(w)).mean()
+        metrics["learner/loss"] = float(loss.detach())
+        metrics["learner/steer_abs_mean"] = float(z.abs().mean())
+        return loss, metrics
     elif cfg.mode == "adv_conditioned":
         c = condition_indicator(batch, cfg, rng)
         cond = torch.from_numpy(c)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from learner.advantages import ADVANTAGE_KINDS
 from rlpost.names import unknown_name_error
 
-MODES = ("awfm", "adv_conditioned", "curated", "bc_all", "takeovers")
+MODES = ("awfm", "adv_conditioned", "curated", "bc_all", "takeovers", "steer")
 HUMAN_CREDIT = ("positive", "valued")
 
 
@@ -35,6 +35,8 @@ class LearnerConfig:
 
     # awfm | adv_conditioned | curated | bc_all | takeovers (awfm without the advantage term: a
     # person's steps get w_max, every other step weight 1; the ablation that isolates the human share)
+    # steer: the expert stays fixed; a noise-space steering net (shipped with the head) learns
+    # by advantage-weighted regression onto the noise that produced each recorded chunk.
     mode: str = "awfm"
     advantage: str = "nstep"  # nstep | mc | gae | progress_delta
     execute: int = 4  # k: actions executed per chunk (the n of the n-step advantage)
@@ -44,6 +46,7 @@ class LearnerConfig:
     positive_fraction: float = 0.3  # adv_conditioned: top fraction (per task) marked positive
     cond_dropout: float = 0.1  # adv_conditioned: indicator dropped (for classifier-free guidance)
     guidance: float = 1.0  # adv_conditioned: guidance weight when acting (1 = no guidance)
+    steer_bound: float = 1.0  # steer: largest |noise mean| the steering net may pick (standard-normal units)
     human_credit: str = (
         "positive"  # positive: a person's actions get the top weight (RECAP); valued: like any
     )
@@ -75,4 +78,4 @@ class LearnerConfig:
     @property
     def needs_labels(self) -> bool:
         """Modes that rank samples by advantage need reward labels."""
-        return self.mode in ("awfm", "adv_conditioned")
+        return self.mode in ("awfm", "adv_conditioned", "steer")

@@ -54,6 +54,17 @@ def with_cond_input(vla: VLA, guidance: float) -> VLA:
     return new
 
 
+def with_steering(vla: VLA, bound: float) -> VLA:
+    """A copy of ``vla`` with a noise-space steering net (its last layer zero: same actions at first)."""
+    cfg = dataclasses.replace(vla.cfg, steer_bound=bound)
+    new = VLA(cfg, vla.backbone)
+    missing, unexpected = new.load_state_dict(vla.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("steer.") for k in missing):
+        raise RuntimeError(f"adding the steering net changed more than it should: {missing}, {unexpected}")
+    new.head_version = vla.head_version
+    return new
+
+
 class Learner:
     """See the module docstring."""
 
@@ -76,10 +87,12 @@ class Learner:
         vla = load_checkpoint(self.last if resuming else policy_dir)
         if cfg.mode == "adv_conditioned" and not vla.cfg.expert.use_cond:
             vla = with_cond_input(vla, cfg.guidance)
+        if cfg.mode == "steer" and vla.steer is None:
+            vla = with_steering(vla, cfg.steer_bound)
         vla.backbone.freeze()
         self.vla = vla
         self.backbone_fingerprint = vla.backbone.fingerprint()
-        self.opt = torch.optim.AdamW(vla.head_parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = torch.optim.AdamW(self.trainable(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.rng = np.random.default_rng(seed)
         self.step = 0
         self.version = vla.head_version
@@ -110,6 +123,14 @@ class Learner:
         self.replay = Replay(store, cfg, vla.cfg.horizon)
         self.metrics = metrics
 
+    def trainable(self) -> list[torch.nn.Parameter]:
+        """What the mode updates: the steering net alone in steer mode (DSRL leaves the expert
+        as pretrained), the whole head otherwise."""
+        if self.cfg.mode == "steer":
+            assert self.vla.steer is not None
+            return list(self.vla.steer.parameters())
+        return self.vla.head_parameters()
+
     def _frames(self, episode_id: str) -> tuple[dict[str, np.ndarray], str]:
         meta = self.store.meta(episode_id)
         frames = self.store.read_frames(episode_id, np.arange(meta.length))
@@ -125,7 +146,7 @@ class Learner:
         loss, metrics = batch_loss(self.vla, prefix, batch, self.cfg, self.rng)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        grad = torch.nn.utils.clip_grad_norm_(self.vla.head_parameters(), self.cfg.grad_clip)
+        grad = torch.nn.utils.clip_grad_norm_(self.trainable(), self.cfg.grad_clip)
         self.opt.step()
         self.step += 1
         s = self.cache.stats

@@ -159,8 +159,12 @@ def _register_role_schemas() -> None:
     from learner.bench import LearnerBenchConfig
     from learner.offline import LearnConfig
     from reward_models.config import LabelConfig, RewardEvalConfig, RewardTrainConfig
+    from rlpost.bench.fleet_bench import FleetBenchConfig
+    from rlpost.compare import CompareConfig
     from rlpost.config import COMMAND_SCHEMAS
+    from rlpost.console import ConsoleAttachConfig
     from rlpost.demo import DemoConfig
+    from rlpost.faults import FaultsConfig
     from rlpost.session import PracticeConfig
 
     COMMAND_SCHEMAS.update(
@@ -168,6 +172,8 @@ def _register_role_schemas() -> None:
             "learn": LearnConfig,
             "bench_learner": LearnerBenchConfig,
             "bench_actors": ActorsBenchConfig,
+            "bench_faults": FaultsConfig,
+            "bench_fleet": FleetBenchConfig,
             "robot_server": RobotServerConfig,
             "train_reward": RewardTrainConfig,
             "label": LabelConfig,
@@ -175,6 +181,9 @@ def _register_role_schemas() -> None:
             "practice": PracticeConfig,
             "demo": DemoConfig,
             "demo_quick": DemoConfig,
+            "compare": CompareConfig,
+            "compare_quick": CompareConfig,
+            "console": ConsoleAttachConfig,
         }
     )
 
@@ -240,6 +249,61 @@ def _bench_actors(overrides: list[str]) -> int:
     return 0
 
 
+def _bench_fleet(overrides: list[str]) -> int:
+    import dataclasses
+
+    from rlpost.bench.fleet_bench import run_fleet_bench
+    from rlpost.config import compose
+    from rlpost.report import format_table, write_json
+
+    _register_role_schemas()
+    cfg = compose("bench_fleet", overrides)
+    # The bytes table also sizes the light policy `rlpost pretrain` trains by default.
+    extra = {"pretrain (configs/pretrain.yaml)": compose("pretrain").policy}
+    r = run_fleet_bench(cfg, extra, on_progress=lambda line: print(line, flush=True))
+    s = r.setup
+    print(
+        format_table(
+            r.fleet,
+            title=(
+                f"\nrlpost bench fleet: {s['task']} sims at {s['hz']:g} Hz in real time, {s['image_size']} px, "
+                f"{s['cpu_cores']} CPU cores; on_time: step interval <= {1 + s['late_tolerance']:g} periods"
+            ),
+        )
+    )
+    print(
+        format_table(
+            r.weights,
+            title=(
+                f"\nweights: publish -> acked by every actor (ack) -> every robot acting on it; a robot "
+                f"loads a head before its next chunk, every {s['execute']} steps ({s['chunk_period_ms']:.0f} ms)"
+            ),
+        )
+    )
+    print(format_table(r.bytes, title="\nbytes a publish ships (the head) vs the whole model"))
+    if cfg.out:
+        print(f"wrote {write_json(cfg.out, dataclasses.asdict(r))}")
+    return 0
+
+
+def _bench_faults(overrides: list[str]) -> int:
+    from rlpost.config import compose
+    from rlpost.faults import run_faults
+    from rlpost.report import format_table, write_json
+
+    _register_role_schemas()
+    cfg = compose("bench_faults", overrides)
+
+    def progress(r) -> None:  # one line per injection as it finishes
+        print(f"{r.fault}: {'survived' if r.survived else 'FAILED'} in {r.recovery_s:.2f} s: {r.detail}", flush=True)
+
+    result = run_faults(cfg, on_run=progress)
+    title = f"rlpost bench faults: each fault injected {cfg.times}x with real processes (SIGKILL, RLIMIT_FSIZE)"
+    print(format_table(result["rows"], title=title))
+    print(f"wrote {write_json(f'{cfg.out}/results.json', result)}")
+    return 0 if all(r["survived"] == r["injected"] for r in result["rows"]) else 1
+
+
 def _robot_server(overrides: list[str]) -> int:
     from actors.robot_server import run_robot_server
     from rlpost.config import compose
@@ -273,6 +337,25 @@ def _practice(overrides: list[str]) -> int:
     return 0
 
 
+def _console(overrides: list[str]) -> int:
+    import webbrowser
+
+    from rlpost.config import compose
+    from rlpost.console import read_console_file
+
+    _register_role_schemas()
+    cfg = compose("console", overrides)
+    try:
+        doc = read_console_file(cfg.session)
+    except FileNotFoundError as e:
+        print(f"rlpost console: {e}", file=sys.stderr)
+        return 1
+    print(f"console of the session in {cfg.session}: {doc['url']}")
+    if cfg.open and not webbrowser.open(doc["url"]):
+        print("rlpost console: no web browser could be opened here; open the address above", file=sys.stderr)
+    return 0
+
+
 def _demo(overrides: list[str]) -> int:
     from rlpost.config import compose
     from rlpost.demo import result_table, run_demo
@@ -284,6 +367,47 @@ def _demo(overrides: list[str]) -> int:
     r = run_demo(cfg, on_status=lambda text: print(text, flush=True))
     print(result_table(cfg, r))
     print(f"wrote {cfg.out}/demo_result.json")
+    return 0
+
+
+def _compare(overrides: list[str]) -> int:
+    from rlpost.compare import compare
+    from rlpost.config import compose
+
+    _register_role_schemas()
+    quick = "--quick" in overrides or "quick=true" in overrides
+    rest = [o for o in overrides if o not in ("--quick", "quick=true", "quick=false")]
+    cfg = compose("compare_quick" if quick else "compare", _policy_alias(rest, "policy_checkpoint"))
+    text, _ = compare(cfg)
+    print(text)
+    print(f"wrote {cfg.out}/compare.json, {cfg.out}/curves.png, {cfg.out}/tables.txt")
+    return 0
+
+
+def _keys(overrides: list[str]) -> int:
+    from rlpost.config import compose
+    from rlpost.transport.curve import write_key_pair
+
+    cfg = compose("keys", overrides)
+    try:
+        public, secret = write_key_pair(cfg.out, cfg.name, cfg.force)
+    except (FileExistsError, ValueError) as e:
+        print(f"rlpost keys: {e}", file=sys.stderr)
+        return 1
+    print(
+        f"wrote {public} (public: give it to the other side of the link)\n"
+        f"  and {secret} (key pair, mode 0600: keep it on this machine)\n\n"
+        f"A listener (robot-server, an actor's operator channel) uses its own key pair and a\n"
+        f"directory holding the public .key files of the clients it admits, e.g.\n"
+        f"  rlpost robot-server bridge.security=curve bridge.curve.server_secret_key={secret} "
+        f"bridge.curve.authorized_keys=<dir of client .key files>\n"
+        f"A client (an actor with robot=zmq, a teleop device) uses its own key pair and the\n"
+        f"listener's public key, e.g.\n"
+        f"  ... bridge.security=curve bridge.curve.client_secret_key={secret} "
+        f"bridge.curve.server_public_key=<the listener's .key>\n"
+        f"  rlpost teleop --endpoint tcp://HOST:PORT --robot-id ID --client-key {secret} "
+        f"--server-key <the channel's .key>"
+    )
     return 0
 
 
@@ -311,12 +435,21 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable[[list[str]], int]]] = {
         "practice session on Ray: robots + operators, labeler, learner, head publishing (resume=true)",
         _practice,
     ),
+    ("console",): (
+        "print (open=true: open) the address and token of a running session's operator console",
+        _console,
+    ),
     ("demo",): (
         "the whole loop on this machine: collect, pretrain, eval, practice, eval again (--quick: smoke run)",
         _demo,
     ),
+    ("compare",): (
+        "RL vs curated imitation from one checkpoint: every method, equal robot time, paired seeds (--quick)",
+        _compare,
+    ),
     ("learn",): ("train the action head offline on a store (awfm, adv_conditioned, curated, bc_all)", _learn),
     ("robot-server",): ("serve a robot driver over zmq for a robot actor", _robot_server),
+    ("keys",): ("write a CURVE key pair for authenticated zmq links (out=keys name=robot-1)", _keys),
     ("teleop",): ("keyboard teleop of a robot's operator channel (--endpoint, --robot-id)", _teleop),
     ("bench", "actors"): (
         "control-loop period jitter at the robot rate and zmq bridge round trip",
@@ -327,6 +460,14 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable[[list[str]], int]]] = {
         _bench_learner,
     ),
     ("bench", "policy"): ("time prefix-cached vs re-encoded chunk sampling; policy latency", _bench_policy),
+    ("bench", "fleet"): (
+        "robots on Ray: start-up, steps/s, on-time ticks for 1..16 robots; publish-to-acting latency, head bytes",
+        _bench_fleet,
+    ),
+    ("bench", "faults"): (
+        "inject each fault (kills, full disk, resume) N times; steps recorded vs stored, recovery time",
+        _bench_faults,
+    ),
 }
 
 
@@ -351,8 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("overrides", nargs=argparse.REMAINDER, help="--endpoint ... --robot-id ...")
         else:
             p.add_argument("overrides", nargs="*", help="Hydra overrides, key=value")
-        if path == ("demo",):
-            p.add_argument("--quick", action="store_true", help="a ~2-minute smoke run with tiny budgets")
+        if path in (("demo",), ("compare",)):
+            p.add_argument("--quick", action="store_true", help="a small run with tiny budgets")
         p.set_defaults(handler=handler)
     return parser
 

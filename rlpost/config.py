@@ -21,6 +21,7 @@ from rlpost.collect import CollectConfig
 from rlpost.evaluation import EvalConfig
 from rlpost.policy.config import PolicyConfig
 from rlpost.pretrain import PretrainConfig
+from rlpost.transport.curve import KeysConfig
 
 T = TypeVar("T")
 
@@ -31,6 +32,7 @@ COMMAND_SCHEMAS: dict[str, type] = {
     "collect": CollectConfig,
     "pretrain": PretrainConfig,
     "eval": EvalConfig,
+    "keys": KeysConfig,
 }
 GROUP_SCHEMAS: dict[str, type] = {"policy": PolicyConfig}
 

@@ -87,13 +87,17 @@ class EpisodeSink(Protocol):
 
         sink.begin(meta)
         for step in steps:
-            sink.append(meta.episode_id, step)
+            sink.append(meta.episode_id, step)           # before the robot executes it
+            reward = robot.step(step.action)[1]
+            sink.set_reward(meta.episode_id, step.frame_index, reward)
         sink.finish(meta.episode_id, outcome="success", marked_by="operator")
     """
 
     def begin(self, meta: EpisodeMeta) -> None: ...
 
     def append(self, episode_id: str, step: StepRecord) -> None: ...
+
+    def set_reward(self, episode_id: str, frame_index: int, reward: float) -> None: ...
 
     def finish(self, episode_id: str, outcome: str, marked_by: str) -> EpisodeMeta: ...
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +68,25 @@ class MetricsLogger:
         self._file.flush()
         if self._wandb is not None:
             self._wandb.log(clean, step=step)
+
+    def rewind(self, step: int) -> int:
+        """Drop the rows logged after ``step`` from metrics.jsonl; returns how many were dropped.
+
+        A learner that resumes from its checkpoint at ``step`` redoes the updates after it;
+        their rows from before the crash describe weights that were never saved, and keeping
+        them would log those update steps twice. (wandb keeps what it already received.)
+        """
+        self._file.flush()
+        path = self.run_dir / "metrics.jsonl"
+        lines = path.read_bytes().splitlines(keepends=True)
+        keep = 0
+        for line in lines:
+            if line.strip() and json.loads(line).get("step", step) > step:
+                break
+            keep += 1
+        # In place: the open "a" handle then appends at the new end.
+        os.truncate(path, sum(len(line) for line in lines[:keep]))
+        return len(lines) - keep
 
     def close(self) -> None:
         self._file.close()

@@ -55,13 +55,15 @@ import numpy as np
 
 from actors.config import ActorConfig, ControlConfig
 from actors.control_loop import EpisodeReport
+from actors.live_view import FrameWindow
 from actors.robot_actor import RobotActor
-from actors.runner import ActorStatus, RobotRunner
+from actors.runner import ActorStatus, RobotRunner, RobotSnapshot
 from learner.config import LearnerConfig
 from learner.learner import Learner
 from reward_models.config import LabelConfig, RewardTrainConfig
 from reward_models.labeler import Labeler
 from reward_models.train import TrainResult, train_reward_model
+from rlpost.console import ConsoleConfig
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.fleet_status import EpisodeOutcome, FleetTracker, RobotLive, rate
 from rlpost.metrics import LoggerConfig, MetricsLogger
@@ -85,6 +87,7 @@ __all__ = [
 
 PRACTICE_SEED = 1_000_000  # robot i's episodes use seeds PRACTICE_SEED + i * SEED_STRIDE + n
 SEED_STRIDE = 100_000
+ESTOP_POLL_S = 1.0  # an e-stopped robot's run() waits this long for clear_estop before returning
 
 
 class SessionError(RuntimeError):
@@ -179,6 +182,7 @@ class PracticeConfig:
     seed: int = 0
     threads: int = 1  # torch threads of the learner (in the driver or its actor)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)  # the operators' web page
 
     def __post_init__(self) -> None:
         if self.robot_ids:
@@ -311,12 +315,22 @@ class LearnerService:
         )
         self.published_at_step = self.learner.step
         self.labelled_total = 0
+        self.empty_episodes: set[str] = set()
 
     def label_new(self) -> int:
         """Label every finished episode without this reward model's labels; returns how many."""
         if self.labeler is None:
             return 0
-        n = len(self.labeler.label(self.labeler.unlabelled(self.cfg.task)).labelled)
+        ids = []
+        for eid in self.labeler.unlabelled(self.cfg.task):
+            if self.store.meta(eid).length > 0:
+                ids.append(eid)
+            elif eid not in self.empty_episodes:
+                # An operator's abort, reset or e-stop before the first step leaves an episode
+                # with no steps: nothing to label or learn from (replay counts it as pending).
+                self.empty_episodes.add(eid)
+                log.warning("episode %s has no steps (ended before its first step); not labelled", eid)
+        n = len(self.labeler.label(ids).labelled)
         self.labelled_total += n
         return n
 
@@ -377,11 +391,17 @@ class RobotGroup:
     def __init__(self, cfgs: list[ActorConfig]) -> None:
         self.runners = {c.robot_id: RobotRunner.from_config(c) for c in cfgs}
 
-    def run(self, robot_id: str, episodes: int) -> list[EpisodeReport]:
-        return self.runners[robot_id].run(episodes)
+    def run(self, robot_id: str, episodes: int, estop_wait_s: float = 0.0) -> list[EpisodeReport]:
+        return self.runners[robot_id].run(episodes, estop_wait_s)
 
     def status(self) -> list[ActorStatus]:
         return [r.status() for r in self.runners.values()]
+
+    def snapshot(self) -> list[RobotSnapshot]:
+        return [r.snapshot() for r in self.runners.values()]
+
+    def recent_frames(self, robot_id: str, steps: list[int]) -> FrameWindow | None:
+        return self.runners[robot_id].recent_frames(steps)
 
     def offer_weights(self, tensors: dict[str, np.ndarray], version: int) -> bool:
         return all([r.offer_weights(tensors, version) for r in self.runners.values()])
@@ -465,6 +485,7 @@ class Session:
         self._metrics: MetricsLogger | None = None
         self._log_handler: logging.Handler | None = None
         self._last_status = 0.0
+        self.console: Any = None  # rlpost.session_console.SessionConsole while it serves
 
     # -- start ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -521,6 +542,12 @@ class Session:
             if version > 0:  # resumed: robots start from the latest published head
                 self._broadcast(version)
         self._started = True
+        if cfg.console.enabled:
+            from rlpost.session_console import SessionConsole
+
+            self.console = SessionConsole(self, cfg.console)
+            url = self.console.start()
+            self.on_status(f"console: {url}  (also in {self.out / 'console.json'}, readable by you only)")
 
     def _prepare_directory(self) -> None:
         cfg, marker = self.cfg, self.out / "session.json"
@@ -651,14 +678,29 @@ class Session:
             self._broadcast(tick.version)
 
     def _broadcast(self, version: int) -> None:
-        """Put the head's arrays in the object store once and offer that one ref to every robot actor."""
+        """Offer the learner's current head to every robot actor (see :meth:`offer_head`)."""
+        if self.remote_learner:
+            head = self.learner.head_state.remote()  # the returned dict lives in the object store once
+        else:
+            head = self.learner.head_state()
+        self.offer_head(head, version)
+
+    def offer_head(self, head: dict[str, np.ndarray] | Any, version: int) -> float:
+        """Put the head's arrays in the object store once and offer that one ref to every robot actor.
+
+        Robots load it between chunks; ``rlpost bench fleet`` publishes through here too.
+
+        Args:
+            head: a dict of numpy arrays (put here), or an object ref of one.
+            version: its head version; an actor ignores versions not newer than the one it holds.
+
+        Returns:
+            Milliseconds from the put until every actor acknowledged (not until they act on it).
+        """
         import ray
 
         t0 = time.perf_counter()
-        if self.remote_learner:
-            ref = self.learner.head_state.remote()  # the returned dict lives in the object store once
-        else:
-            ref = ray.put(self.learner.head_state())
+        ref = head if isinstance(head, ray.ObjectRef) else ray.put(head)
         ray.get([a.offer_weights.remote(ref, version) for a in self._actors()], timeout=120)
         ms = (time.perf_counter() - t0) * 1e3
         self.broadcast_ms.append(ms)
@@ -666,6 +708,7 @@ class Session:
         log.info("head version %d offered to %d actor(s) in %.1f ms", version, len(self._actors()), ms)
         if self._metrics is not None:
             self._metrics.log({"fleet/broadcast_ms": ms, "fleet/head_version": version}, self._step())
+        return ms
 
     # -- run ------------------------------------------------------------------------------------------
     def _episodes(self) -> int:
@@ -741,7 +784,10 @@ class Session:
             left = self._budget_left()
             if left is not None and left <= 0:
                 return
-            r.running = r.actor.run.remote(r.robot_id, 1) if r.grouped else r.actor.run.remote(1)
+            if r.grouped:
+                r.running = r.actor.run.remote(r.robot_id, 1, ESTOP_POLL_S)
+            else:
+                r.running = r.actor.run.remote(1, ESTOP_POLL_S)
 
     def _collect(self, timeout_s: float) -> None:
         import ray
@@ -770,8 +816,28 @@ class Session:
         log.error(
             "robot %r: actor died (%s); it restarts and its episode was recovered from the WAL", r.robot_id, e
         )
+        self._wait_restarted(r)
         if self.head_ref is not None:  # a restarted actor lost the weights it held in memory
             r.actor.offer_weights.remote(self.head_ref, self.version)
+
+    def _wait_restarted(self, r: _Robot, timeout_s: float = 300.0) -> None:
+        """Wait until Ray has the actor back. A call dispatched while it restarts fails at once,
+        and counting that as another death would stop the session after one crash."""
+        import ray
+
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                ray.get(r.actor.status.remote(), timeout=30)
+                return
+            except ray.exceptions.ActorDiedError as e:  # Ray gave up restarting it
+                raise SessionError(f"robot {r.robot_id!r}: its actor is dead for good ({e})") from e
+            except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError) as e:
+                if time.monotonic() > deadline:
+                    raise SessionError(
+                        f"robot {r.robot_id!r}: its actor did not come back within {timeout_s:.0f} s ({e})"
+                    ) from e
+                time.sleep(0.2)
 
     def _record(self, robot_id: str, rep: EpisodeReport) -> None:
         self.tracker.add(_outcome(robot_id, rep))
@@ -789,15 +855,23 @@ class Session:
                 self._step(),
             )
 
-    def _refresh_live(self, timeout_s: float = 30.0) -> None:
+    def robot_statuses(self, timeout_s: float = 30.0) -> list[ActorStatus]:
+        """Every robot's status, asked of all actors at once (a group answers for its robots)."""
         import ray
 
         refs = [a.status.remote() for a in self._actors()]
-        for st in ray.get(refs, timeout=timeout_s):
-            for s in st if isinstance(st, list) else [st]:
-                self.tracker.set_live(
-                    s.robot_id, RobotLive(s.state, s.policy_version, s.weight_loads, dict(s.events))
-                )
+        return [s for st in ray.get(refs, timeout=timeout_s) for s in (st if isinstance(st, list) else [st])]
+
+    def _refresh_live(self, timeout_s: float = 30.0) -> None:
+        for s in self.robot_statuses(timeout_s):
+            self.tracker.set_live(
+                s.robot_id, RobotLive(s.state, s.policy_version, s.weight_loads, dict(s.events))
+            )
+
+    @property
+    def practice_s(self) -> float:
+        """Seconds practising so far (0 before practice starts)."""
+        return time.perf_counter() - self._practice_t0 if self._practice_t0 else 0.0
 
     def _learner_line(self) -> dict[str, Any]:
         el = time.perf_counter() - self._practice_t0 if self._practice_t0 else 0.0
@@ -859,6 +933,9 @@ class Session:
                 if tick.version > self.version and self.robots:
                     self._broadcast(tick.version)
         finally:
+            if self.console is not None:
+                self.console.stop()
+                self.console = None
             for a in self._actors():
                 try:
                     ray.get(a.close.remote(), timeout=60)

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.badinput import pytest_terminal_summary  # noqa: F401 (prints the bad-input table)
+
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

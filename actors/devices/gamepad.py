@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from actors.operator_channel import OperatorClient
+from actors.operator_channel import OperatorClient, add_curve_args, curve_args
 from rlpost.schema import OperatorCommandKind
 
 log = logging.getLogger(__name__)
@@ -137,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--operator-id", default="gamepad")
     p.add_argument("--index", type=int, default=0)
     p.add_argument("--action-dim", type=int, default=3)
+    add_curve_args(p)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    client = OperatorClient(args.endpoint, args.robot_id, args.operator_id)
+    client = OperatorClient(args.endpoint, args.robot_id, args.operator_id, curve=curve_args(args))
     try:
         run_gamepad(client, GamepadMapper(action_dim=args.action_dim), args.index)
     finally:

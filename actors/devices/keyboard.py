@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from actors.operator_channel import OperatorClient
+from actors.operator_channel import OperatorClient, add_curve_args, curve_args
 from rlpost.schema import OperatorCommandKind
 
 log = logging.getLogger(__name__)
@@ -127,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--operator-id", default="keyboard")
     p.add_argument("--action-dim", type=int, default=3)
     p.add_argument("--rate-hz", type=float, default=20.0)
+    add_curve_args(p)
     args = p.parse_args(argv)
-    client = OperatorClient(args.endpoint, args.robot_id, args.operator_id)
+    client = OperatorClient(args.endpoint, args.robot_id, args.operator_id, curve=curve_args(args))
     try:
         run_keyboard(client, KeyboardMapper(action_dim=args.action_dim), args.rate_hz)
     finally:

@@ -18,6 +18,7 @@ METHODS: tuple[str, ...] = (
     "takeovers_only",  # a person's steps up-weighted, no advantages: what the human contributes
     "awfm",  # advantage-weighted flow matching of the head
     "adv_conditioned",  # advantage-indicator input + classifier-free guidance (RECAP)
+    "steer",  # noise-space steering net, expert untouched (DSRL)
 )
 # learner.mode (and replay overrides) per learning method
 METHOD_MODES: dict[str, str] = {
@@ -27,6 +28,7 @@ METHOD_MODES: dict[str, str] = {
     "takeovers_only": "takeovers",
     "awfm": "awfm",
     "adv_conditioned": "adv_conditioned",
+    "steer": "steer",
 }
 CONTROLS: tuple[str, ...] = ("demo_only", "curated")  # every method's paired difference against these
 
@@ -70,10 +72,17 @@ class CompareConfig:
                 raise unknown_name_error("compare.tasks", t, BUILTIN_TASKS)
         if not self.tasks or not self.takeovers:
             raise ValueError("compare: tasks and takeovers must not be empty")
-        for name in ("seeds", "rounds", "episodes_per_round", "updates_per_round", "eval_episodes", "num_envs"):
+        for name in (
+            "seeds",
+            "rounds",
+            "episodes_per_round",
+            "updates_per_round",
+            "eval_episodes",
+            "num_envs",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"compare.{name}={getattr(self, name)} must be >= 1")
-        needs_rm = [m for m in self.methods if m in ("awfm", "adv_conditioned")]
+        needs_rm = [m for m in self.methods if m in ("awfm", "adv_conditioned", "steer")]
         if needs_rm and not self.reward_model:
             raise ValueError(
                 f"compare: methods {needs_rm} rank steps by advantage and need reward_model=<checkpoint>"

@@ -18,7 +18,7 @@ import numpy as np
 
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.interfaces import observation_from_dict
-from rlpost.schema import EpisodeMeta, Observation, StepRecord
+from rlpost.schema import EpisodeMeta, Observation, SchemaError, StepRecord
 from rlpost.sim import SimConfig, make_robot
 from rlpost.sim.config import SimOperatorConfig
 from rlpost.sim.operator import SimulatedOperator
@@ -113,6 +113,10 @@ def practice(
                 continue
             o = observation_from_dict(s["obs"], f"practice robot {i}", spec)
             if s["human"]:
+                if "human_action" not in s:
+                    raise SchemaError(
+                        f"practice robot {i}: the operator is in control but sent no human_action"
+                    )
                 proposed = nan_action
                 action = np.asarray(s.pop("human_action"), np.float32)
             else:

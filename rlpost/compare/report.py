@@ -102,7 +102,10 @@ def tables(result: dict[str, Any], n_boot: int = 2000) -> tuple[str, dict[str, A
                 diffs[m] = {c: {k: v.__dict__ for k, v in dd.items()} for c, dd in d.items()}
             title = f"{task or 'all tasks'} — {setting}: final round, {cfg['seeds']} seeds pooled"
             text.append(format_table(rows, [c for c in COLUMNS if any(c in r for r in rows)], title=title))
-            numbers[f"{task or 'all'}/{'takeovers' if takeovers else 'self'}"] = {"rows": rows, "diffs": diffs}
+            numbers[f"{task or 'all'}/{'takeovers' if takeovers else 'self'}"] = {
+                "rows": rows,
+                "diffs": diffs,
+            }
     return "\n\n".join(text), numbers
 
 
@@ -120,7 +123,9 @@ def curves(result: dict[str, Any]) -> dict[str, dict[str, dict[str, list[float]]
                 rs = _select(runs, takeovers, m, task)
                 if not rs:
                     continue
-                c: dict[str, list[float]] = {k: [] for k in ("hours", "success", "lo", "hi", "sph", "sph_lo", "sph_hi")}
+                c: dict[str, list[float]] = {
+                    k: [] for k in ("hours", "success", "lo", "hi", "sph", "sph_lo", "sph_hi")
+                }
                 n_rounds = len(rs[0]["rounds"])
                 for r in range(-1, n_rounds):
                     src = (base or rs) if r < 0 else rs
@@ -131,12 +136,22 @@ def curves(result: dict[str, Any]) -> dict[str, dict[str, dict[str, list[float]]
                     k, n = int(o.success.sum()), len(o.success)
                     lo, hi = wilson_interval(k, n)
                     per_seed = [
-                        sum(x["rounds"][ri]["eval_success"]) / (sum(x["rounds"][ri]["eval_duration_s"]) / 3600)
+                        sum(x["rounds"][ri]["eval_success"])
+                        / (sum(x["rounds"][ri]["eval_duration_s"]) / 3600)
                         for x in src
                     ]
-                    se = float(np.std(per_seed, ddof=1) / math.sqrt(len(per_seed))) if len(per_seed) > 1 else 0.0
-                    hours = 0.0 if r < 0 else float(
-                        np.mean([sum(rd["practice_robot_s"] for rd in x["rounds"][: r + 1]) for x in rs]) / 3600
+                    se = (
+                        float(np.std(per_seed, ddof=1) / math.sqrt(len(per_seed)))
+                        if len(per_seed) > 1
+                        else 0.0
+                    )
+                    hours = (
+                        0.0
+                        if r < 0
+                        else float(
+                            np.mean([sum(rd["practice_robot_s"] for rd in x["rounds"][: r + 1]) for x in rs])
+                            / 3600
+                        )
                     )
                     c["hours"].append(hours)
                     c["success"].append(k / n)

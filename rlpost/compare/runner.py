@@ -282,4 +282,8 @@ def run_compare(cfg: CompareConfig) -> dict[str, Any]:
     finally:
         bar.close()
         metrics.close()
-    return {"config": dataclasses.asdict(cfg), "runs": [dataclasses.asdict(r) for r in runs], "budgets": budgets}
+    return {
+        "config": dataclasses.asdict(cfg),
+        "runs": [dataclasses.asdict(r) for r in runs],
+        "budgets": budgets,
+    }

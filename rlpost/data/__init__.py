@@ -10,6 +10,15 @@ from rlpost.data.episode_files import Episode, Frames
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.data.image_codec import IMAGE_CODECS, ImageCodec
 from rlpost.data.store_config import StoreConfig
-from rlpost.data.store_error import StoreError
+from rlpost.data.store_error import StoreError, StoreFullError
 
-__all__ = ["IMAGE_CODECS", "Episode", "EpisodeStore", "Frames", "ImageCodec", "StoreConfig", "StoreError"]
+__all__ = [
+    "IMAGE_CODECS",
+    "Episode",
+    "EpisodeStore",
+    "Frames",
+    "ImageCodec",
+    "StoreConfig",
+    "StoreError",
+    "StoreFullError",
+]

@@ -40,7 +40,7 @@ from rlpost.data.labels import list_label_versions, read_label_file, write_label
 from rlpost.data.publisher import clean_stale_tmp, episode_dir_names, publish
 from rlpost.data.step_checks import EpisodeShape
 from rlpost.data.store_config import StoreConfig
-from rlpost.data.store_error import StoreError
+from rlpost.data.store_error import StoreError, write_error
 from rlpost.data.wal import WalWriter, read_wal, read_wal_meta
 from rlpost.schema import MARKED_BY, OUTCOMES, SCHEMA_VERSION, EpisodeMeta, SchemaError, StepRecord
 
@@ -144,6 +144,27 @@ class EpisodeStore:
         fl.wal.append(step)
         fl.shape.accept(step)
 
+    def set_reward(self, episode_id: str, frame_index: int, reward: float) -> None:
+        """Record the env reward of the episode's latest step (known once the robot executed it).
+
+        Steps are appended before the robot acts on them (write-ahead), so the reward follows.
+
+        Raises:
+            SchemaError: ``frame_index`` is not the latest step, or the reward is not a float.
+            StoreError: as :meth:`append` (StoreFullError when the disk is full).
+        """
+        fl = self._get_in_flight(episode_id)
+        latest = fl.shape.n_steps - 1
+        if frame_index != latest:
+            raise SchemaError(
+                f"episode {episode_id!r}: reward for step {frame_index}, but the latest step is {latest}"
+            )
+        if isinstance(reward, bool) or not isinstance(reward, (float, int, np.floating, np.integer)):
+            raise SchemaError(
+                f"episode {episode_id!r} step {frame_index}: reward must be a float, got {reward!r}"
+            )
+        fl.wal.append_reward(frame_index, float(reward))
+
     def finish(self, episode_id: str, outcome: str, marked_by: str) -> EpisodeMeta:
         """Publish the episode atomically and delete its WAL.
 
@@ -152,8 +173,9 @@ class EpisodeStore:
 
         Raises:
             SchemaError: unknown outcome or marked_by, or outcome "running".
-            StoreError: not in flight here, or writing failed (the episode then stays in
-                flight so finish can be retried; nothing already stored is affected).
+            StoreError: not in flight here, or writing failed (StoreFullError when out of
+                space; the episode then stays in flight so finish can be retried; nothing
+                already stored is affected).
         """
         where = f"finish episode {episode_id!r}"
         if outcome not in OUTCOMES or outcome == "running":
@@ -163,16 +185,19 @@ class EpisodeStore:
         if marked_by not in MARKED_BY:
             raise SchemaError(f"{where}: marked_by={marked_by!r} is not one of {list(MARKED_BY)}")
         fl = self._get_in_flight(episode_id)
-        fl.wal.sync()
-        meta = publish(
-            self.root,
-            read_wal(fl.wal.path),
-            outcome,
-            marked_by,
-            {},
-            self.config.image_codec,
-            recovering=False,
-        )
+        try:
+            fl.wal.sync()
+            meta = publish(
+                self.root,
+                read_wal(fl.wal.path),
+                outcome,
+                marked_by,
+                {},
+                self.config.image_codec,
+                recovering=False,
+            )
+        except OSError as e:
+            raise write_error(self._ep_dir, f"finishing episode {episode_id!r}", e) from e
         assert meta is not None  # only recovery may find an episode already published
         with self._lock:
             del self._in_flight[episode_id]
@@ -193,7 +218,8 @@ class EpisodeStore:
             The metas of the episodes recovered now.
 
         Raises:
-            StoreError: a WAL is corrupt beyond a torn tail (names the file).
+            StoreError: a WAL is corrupt beyond a torn tail (names the file), or the episode
+                could not be written (StoreFullError when out of space; the WAL is kept).
         """
         recovered = []
         for wal_path in sorted(self._wal_dir.glob("*.wal")):
@@ -208,9 +234,18 @@ class EpisodeStore:
                 extra = {"recovered": "true"}
                 if contents.torn_bytes:
                     extra["torn_tail_bytes"] = str(contents.torn_bytes)
-                meta = publish(
-                    self.root, contents, "aborted", "none", extra, self.config.image_codec, recovering=True
-                )
+                try:
+                    meta = publish(
+                        self.root,
+                        contents,
+                        "aborted",
+                        "none",
+                        extra,
+                        self.config.image_codec,
+                        recovering=True,
+                    )
+                except OSError as e:  # the WAL stays: recovery runs again on the next open
+                    raise write_error(wal_path, "recovering its episode", e) from e
                 if meta is not None:
                     recovered.append(meta)
                     log.warning(

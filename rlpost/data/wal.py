@@ -6,6 +6,10 @@ File layout (one file per episode, ``wal/<episode_id>.wal``)::
     record*                                        the first record is the episode meta
     record  = u32 little-endian payload length, u32 crc32(payload), payload
     payload = msgpack map; arrays as {"dtype", "shape", "data": raw bytes}
+              kind "meta" | "step" | "reward" (the env reward of the latest step)
+
+Steps are written before the robot executes them (write-ahead), so a step's reward,
+known only after the robot answered, follows as its own small record.
 
 Why length + CRC per record: a writer killed mid-write leaves a torn last record. The
 reader keeps every complete record and drops only such a tail. A bad record with
@@ -15,6 +19,7 @@ msgpack, never pickle: a WAL is data, and loading it must not run code.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import struct
@@ -28,7 +33,7 @@ import numpy as np
 
 from rlpost.data.durable_files import fsync_dir, try_lock
 from rlpost.data.meta_codec import meta_from_dict, meta_to_dict
-from rlpost.data.store_error import StoreError
+from rlpost.data.store_error import StoreError, write_error
 from rlpost.schema import EpisodeMeta, StepRecord
 
 log = logging.getLogger(__name__)
@@ -137,23 +142,52 @@ class WalWriter:
         """
         self.path = path
         self.fsync_each_step = fsync_each_step
+        self._fd = -1
         if path.exists():
             raise StoreError(f"{path}: a write-ahead log for episode {meta.episode_id!r} already exists")
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-        self._fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        if not try_lock(self._fd):  # a fresh file nobody else can know yet
-            raise StoreError(f"{tmp}: could not lock a new write-ahead log")
         head = {"kind": "meta", "wal_version": WAL_VERSION, "meta": meta_to_dict(meta)}
-        _write_all(self._fd, WAL_MAGIC + frame_record(msgpack.packb(head, use_bin_type=True)))
-        os.fsync(self._fd)
-        os.rename(tmp, path)
-        fsync_dir(path.parent)
+        data = WAL_MAGIC + frame_record(msgpack.packb(head, use_bin_type=True))
+        try:
+            self._fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            if not try_lock(self._fd):  # a fresh file nobody else can know yet
+                raise StoreError(f"{tmp}: could not lock a new write-ahead log")
+            _write_all(self._fd, data)
+            os.fsync(self._fd)
+            os.rename(tmp, path)
+            fsync_dir(path.parent)
+        except OSError as e:  # no episode was begun: nothing of it may stay behind
+            self.close()
+            tmp.unlink(missing_ok=True)
+            raise write_error(path, f"beginning episode {meta.episode_id!r}", e) from e
+        self._size = len(data)  # bytes of complete records
 
     def append(self, step: StepRecord) -> None:
-        """Append one (already validated) step; it is in the OS page cache when this returns."""
-        _write_all(self._fd, frame_record(encode_step(step)))
-        if self.fsync_each_step:
-            os.fsync(self._fd)
+        """Append one (already validated) step; it is in the OS page cache when this returns.
+
+        Raises:
+            StoreFullError: the disk or a file size limit refused the write; the WAL is cut
+                back to its last complete record, so the step is not stored and earlier
+                steps stay readable (append may be retried).
+            StoreError: another OS error, handled the same way.
+        """
+        self._append(frame_record(encode_step(step)), f"appending step {step.frame_index}")
+
+    def append_reward(self, frame_index: int, reward: float) -> None:
+        """Record the env reward of the latest step (``frame_index``); raises as :meth:`append`."""
+        payload = {"kind": "reward", "frame_index": int(frame_index), "reward": float(reward)}
+        self._append(frame_record(msgpack.packb(payload)), f"recording the reward of step {frame_index}")
+
+    def _append(self, record: bytes, what: str) -> None:
+        try:
+            _write_all(self._fd, record)
+            if self.fsync_each_step:
+                os.fsync(self._fd)
+        except OSError as e:
+            # A partly written record would make every later record look like corruption.
+            os.ftruncate(self._fd, self._size)
+            raise write_error(self.path, what, e) from e
+        self._size += len(record)
 
     def sync(self) -> None:
         """fsync everything appended so far."""
@@ -225,12 +259,21 @@ def read_wal(path: Path) -> WalContents:
     if not records:
         raise StoreError(f"{path}: write-ahead log has no complete meta record")
     meta = _parse_meta(data[len(WAL_MAGIC) :], path, len(WAL_MAGIC))
-    steps = []
+    steps: list[StepRecord] = []
     for rec_pos, payload in records[1:]:
         rec = msgpack.unpackb(payload, raw=False)
-        if not isinstance(rec, dict) or rec.get("kind") != "step":
-            raise StoreError(f"{path}: record at byte {rec_pos} is not a step")
-        steps.append(decode_step(rec, f"{path} record at byte {rec_pos}"))
+        kind = rec.get("kind") if isinstance(rec, dict) else None
+        if kind == "step":
+            steps.append(decode_step(rec, f"{path} record at byte {rec_pos}"))
+        elif kind == "reward":
+            if not steps or steps[-1].frame_index != rec.get("frame_index"):
+                raise StoreError(
+                    f"{path}: reward record at byte {rec_pos} is for step {rec.get('frame_index')!r}, "
+                    f"the latest step is {steps[-1].frame_index if steps else None}"
+                )
+            steps[-1] = dataclasses.replace(steps[-1], reward=float(rec["reward"]))
+        else:
+            raise StoreError(f"{path}: record at byte {rec_pos} is neither a step nor a reward")
     if torn:
         log.warning(
             "%s: dropped a torn final record (%d bytes); kept %d complete steps", path, torn, len(steps)

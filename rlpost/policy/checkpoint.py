@@ -123,6 +123,29 @@ def save_checkpoint(
     return path
 
 
+def recover_checkpoint(path: str | Path) -> bool:
+    """Undo what a process killed inside :func:`save_checkpoint` left beside ``path``.
+
+    Killed between its two renames, only ``.<name>.old`` holds the last checkpoint: it is
+    renamed back. Half-written temporary directories and a leftover ``.old`` are deleted
+    (a later save would otherwise fail on them).
+
+    Returns:
+        True if the previous checkpoint was restored from ``.<name>.old``.
+    """
+    path = Path(path)
+    old = path.with_name(f".{path.name}.old")
+    restored = False
+    if old.is_dir() and not path.exists():
+        os.replace(old, path)
+        restored = True
+        log.warning("%s: restored the checkpoint a crash left at %s", path, old)
+    for p in path.parent.glob(f".{path.name}.*"):
+        if p.is_dir():
+            _rmtree(p)
+    return restored
+
+
 def _rmtree(path: Path) -> None:
     import shutil
 

@@ -97,6 +97,9 @@ class PolicyConfig:
     # Acting with an advantage-conditioned expert (use_cond): the positive indicator, with this
     # classifier-free guidance weight (1 = plain conditioning).
     act_guidance: float = 1.0
+    # > 0: a noise-space steering net (rlpost.policy.steering) picks the mean of the initial noise,
+    # bounded by this; it ships with the head. 0: plain standard-normal noise.
+    steer_bound: float = 0.0
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -107,6 +110,10 @@ class PolicyConfig:
             raise ValueError(f"policy: horizon={self.horizon} and num_steps={self.num_steps} must be >= 1")
         if not self.cameras:
             raise ValueError("policy.cameras is empty; a VLA needs at least one camera")
+        if not 0.0 <= self.steer_bound <= 5.0:
+            raise ValueError(
+                f"policy.steer_bound={self.steer_bound} must be in [0, 5] (standard-normal units)"
+            )
         if self.state_dim < 0 or self.action_dim < 0:
             raise ValueError(f"policy: state_dim={self.state_dim}, action_dim={self.action_dim} must be >= 0")
         bad = [i for i in self.state_keep if not 0 <= i < max(self.state_dim, 1)] if self.state_dim else []

@@ -36,3 +36,19 @@ def euler_integrate(velocity: Callable[[Tensor, Tensor], Tensor], noise: Tensor,
         tau = torch.full((noise.shape[0],), 1.0 - i * dt, dtype=noise.dtype, device=noise.device)
         x = x - dt * velocity(x, tau)
     return x
+
+
+def euler_invert(velocity: Callable[[Tensor, Tensor], Tensor], actions: Tensor, steps: int) -> Tensor:
+    """Integrate the same flow backwards, from τ = 0 (x = actions [B, H, A]) to τ = 1: the noise
+    that the sampler would have turned into (approximately) these actions.
+
+    Each step mirrors one step of :func:`euler_integrate` (x ← x + v(x, τ)/N with τ rising), so
+    for a smooth velocity field the round trip returns the input up to the Euler error. Used to
+    find, for any recorded chunk (the policy's own, a person's takeover, a demo), the initial
+    noise a noise-space steering net should have picked.
+    """
+    x, dt = actions, 1.0 / steps
+    for i in range(steps):
+        tau = torch.full((actions.shape[0],), (i + 1) * dt, dtype=actions.dtype, device=actions.device)
+        x = x + dt * velocity(x, tau)
+    return x

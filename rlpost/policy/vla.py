@@ -12,6 +12,7 @@ dataset statistics stored in the model (and the checkpoint).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,12 +23,15 @@ from torch import Tensor, nn
 from rlpost.policy.action_expert import COND_DROPPED, COND_POSITIVE, ActionExpert
 from rlpost.policy.backbone import Backbone, Prefix
 from rlpost.policy.config import PolicyConfig
-from rlpost.policy.flow import euler_integrate, noisy_actions, sample_time
+from rlpost.policy.flow import euler_integrate, euler_invert, noisy_actions, sample_time
 from rlpost.policy.normalizer import Normalizer, NormStats
+from rlpost.policy.steering import SteeringNet
 from rlpost.policy.tiny_backbone import TinyBackbone
 from rlpost.schema import Observation, SchemaError
 
-HEAD_PREFIXES = ("expert.", "state_norm.", "action_norm.")
+HEAD_PREFIXES = ("expert.", "state_norm.", "action_norm.", "steer.")
+# Settings that travel in a head file beside the weights (scalars, not module state).
+STEER_BOUND_KEY, GUIDANCE_KEY = "steer.bound", "expert.cond_guidance"
 
 
 @dataclass
@@ -80,6 +84,13 @@ class VLA(nn.Module):
         )
         self.state_norm = Normalizer(cfg.policy_state_dim)
         self.action_norm = Normalizer(cfg.action_dim)
+        self.steer = (
+            SteeringNet(
+                self.backbone.width, cfg.policy_state_dim, cfg.horizon, cfg.action_dim, cfg.steer_bound
+            )
+            if cfg.steer_bound > 0
+            else None
+        )
         self.head_version = 0
 
     # -- Policy protocol -------------------------------------------------------------------------
@@ -195,6 +206,9 @@ class VLA(nn.Module):
         shape = (b, self.cfg.horizon, self.cfg.action_dim)
         if noise is None:
             noise = torch.randn(shape, generator=generator).to(self._device())
+            if self.steer is not None:  # the steering net moves the noise's mean
+                with torch.no_grad():
+                    noise = noise + self.steer(prefix, s)
         elif tuple(noise.shape) != shape:
             raise SchemaError(f"VLA.sample: noise has shape {tuple(noise.shape)}, expected {shape}")
         kv = self.expert.prefix_kv(prefix) if reuse_prefix else None
@@ -211,6 +225,33 @@ class VLA(nn.Module):
         with torch.no_grad():
             x0 = euler_integrate(velocity, noise.to(self._device()), num_steps or self.cfg.num_steps)
         return self.action_norm.unnormalize(x0)
+
+    def steer_mean(self, prefix: Prefix, state: np.ndarray | Tensor) -> Tensor:
+        """The steering net's noise mean float32 [B, H, A] (with grad; needs ``steer_bound > 0``)."""
+        if self.steer is None:
+            raise ValueError("this policy has no steering net (policy.steer_bound = 0)")
+        b = prefix.batch_size
+        s = self.state_norm.normalize(self.select_state(self._check_state(state, "VLA.steer_mean", b)))
+        return self.steer(prefix, s)
+
+    @torch.no_grad()
+    def invert(
+        self,
+        prefix: Prefix,
+        state: np.ndarray | Tensor,
+        actions: np.ndarray | Tensor,
+        num_steps: int | None = None,
+        cond: Tensor | None = None,
+    ) -> Tensor:
+        """The initial noise float32 [B, H, A] from which :meth:`sample` (same steps, no guidance)
+        gives approximately ``actions`` [B, H, A] (robot units); see ``flow.euler_invert``."""
+        b = prefix.batch_size
+        s = self.state_norm.normalize(self.select_state(self._check_state(state, "VLA.invert", b)))
+        a = self.action_norm.normalize(self._check_actions(_tensor(actions), b, "VLA.invert"))
+        kv = self.expert.prefix_kv(prefix)
+        return euler_invert(
+            lambda x, tau: self.expert.velocity(kv, s, x, tau, cond), a, num_steps or self.cfg.num_steps
+        )
 
     def flow_loss(
         self,
@@ -255,18 +296,57 @@ class VLA(nn.Module):
 
     # -- head (what the learner trains and ships) ----------------------------------------------------
     def head_parameters(self) -> list[nn.Parameter]:
-        return list(self.expert.parameters())
+        """Everything that ships: the expert and, if present, the steering net."""
+        return list(self.expert.parameters()) + (
+            list(self.steer.parameters()) if self.steer is not None else []
+        )
 
     def head_state(self) -> dict[str, np.ndarray]:
-        """The action head as numpy arrays (expert weights + normalisers): what ships to robots."""
-        return {
+        """The action head as numpy arrays: what ships to robots.
+
+        Expert weights, normalisers, the steering net if any, and the two settings a robot
+        needs to act with the optional parts (``steer.bound``, ``expert.cond_guidance``),
+        so a robot that started from the plain pretrained policy can take any head.
+        """
+        out = {
             k: v.detach().cpu().numpy().copy()
             for k, v in self.state_dict().items()
             if k.startswith(HEAD_PREFIXES)
         }
+        if self.steer is not None:
+            out[STEER_BOUND_KEY] = np.array([self.cfg.steer_bound], np.float32)
+        if self.expert.cond_embed is not None:
+            out[GUIDANCE_KEY] = np.array([self.cfg.act_guidance], np.float32)
+        return out
+
+    def _grow_for(self, state: dict[str, np.ndarray | Tensor]) -> None:
+        """Add the optional head parts a shipped head carries and this policy lacks."""
+        if STEER_BOUND_KEY in state and self.steer is None:
+            bound = _scalar(state[STEER_BOUND_KEY])
+            self.cfg = dataclasses.replace(self.cfg, steer_bound=bound)
+            c = self.cfg
+            self.steer = SteeringNet(
+                self.backbone.width, c.policy_state_dim, c.horizon, c.action_dim, bound
+            ).to(self._device())
+        if GUIDANCE_KEY in state and self.expert.cond_embed is None:
+            self.cfg = dataclasses.replace(
+                self.cfg,
+                expert=dataclasses.replace(self.cfg.expert, use_cond=True),
+                act_guidance=_scalar(state[GUIDANCE_KEY]),
+            )
+            self.expert.cond_embed = nn.Embedding(3, self.cfg.expert.width).to(self._device())
+        if GUIDANCE_KEY in state:
+            self.cfg = dataclasses.replace(self.cfg, act_guidance=_scalar(state[GUIDANCE_KEY]))
 
     def load_head(self, state: dict[str, np.ndarray | Tensor], version: int) -> None:
-        """Load head weights (from :meth:`head_state` or a head file); exact, all keys required."""
+        """Load head weights (from :meth:`head_state` or a head file); exact, all keys required.
+
+        A head with a steering net or an advantage-indicator input adds that part here first
+        (the learner's steer and adv_conditioned modes ship them); a head without a part this
+        policy has is refused (it would act with stale weights).
+        """
+        self._grow_for(state)
+        state = {k: v for k, v in state.items() if k not in (STEER_BOUND_KEY, GUIDANCE_KEY)}
         own = {k: v for k, v in self.state_dict().items() if k.startswith(HEAD_PREFIXES)}
         missing, unexpected = own.keys() - state.keys(), state.keys() - own.keys()
         if missing or unexpected:
@@ -282,6 +362,10 @@ class VLA(nn.Module):
                     )
                 own[k].copy_(t)
         self.head_version = version
+
+
+def _scalar(v: np.ndarray | Tensor) -> float:
+    return float(np.asarray(v.detach().cpu() if isinstance(v, Tensor) else v).reshape(-1)[0])
 
 
 def guidance_cond(batch: int, device: torch.device | str = "cpu") -> Tensor:

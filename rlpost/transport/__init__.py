@@ -1,5 +1,6 @@
 """The zmq wire format (msgpack header + raw array frames; never pickle) and socket helpers."""
 
+from rlpost.transport.curve import ClientKeys, CurveKeys, CurveServer, KeyFileError
 from rlpost.transport.messages import (
     Ack,
     Health,
@@ -29,7 +30,11 @@ __all__ = [
     "LOOPBACK",
     "WIRE_VERSION",
     "Ack",
+    "ClientKeys",
+    "CurveKeys",
+    "CurveServer",
     "Health",
+    "KeyFileError",
     "Message",
     "Security",
     "WireError",

@@ -15,7 +15,8 @@ step                req                                                    actio
 obs_reply           req, instruction, reward, terminated, truncated, info  images/<cam>, state,
                                                                            info/<key> (opt.)
 health              req                                                    -
-health_reply        req, ok, driver, uptime_s, steps, resets, refused      -
+health_reply        req, ok, driver, uptime_s, steps, resets, refused,     -
+                    auth_refused (opt., 0 if absent)
 error               req, message                                           -
 ==================  =====================================================  ==========================
 
@@ -207,6 +208,7 @@ class Health:
     steps: int
     resets: int
     refused: int  # malformed or oversized requests refused so far
+    auth_refused: int = 0  # CURVE handshakes refused (no keys or an unlisted client key)
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -216,6 +218,7 @@ class Health:
             "steps": self.steps,
             "resets": self.resets,
             "refused": self.refused,
+            "auth_refused": self.auth_refused,
         }
 
 
@@ -228,4 +231,6 @@ def decode_health(msg: Message) -> Health:
         steps=msg.field_of("steps", int, where),
         resets=msg.field_of("resets", int, where),
         refused=msg.field_of("refused", int, where),
+        # servers older than CURVE support do not send it
+        auth_refused=msg.field_of("auth_refused", int, where) if "auth_refused" in msg.fields else 0,
     )

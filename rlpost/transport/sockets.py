@@ -1,26 +1,28 @@
 """zmq socket helpers: loopback binding by default, free ports for tests, receiving with timeouts.
 
-``security`` is the hook for authenticated transports. Only ``"none"`` exists today,
-and with it a listener may bind only to loopback unless the caller explicitly allows
-an unauthenticated remote listener (a robot reachable from the network without auth
-is what hurt users of earlier robot-learning stacks).
+``security`` is ``"none"`` or ``"curve"`` (see :mod:`rlpost.transport.curve`). Without
+CURVE a listener may bind only to loopback unless the caller explicitly allows an
+unauthenticated remote listener (a robot reachable from the network without auth is
+what hurt users of earlier robot-learning stacks).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Literal
+from typing import Literal, get_args
 
 import zmq
 
 LOOPBACK = "127.0.0.1"
-Security = Literal["none"]  # CURVE ("curve") is a later issue; this is where it plugs in
-SECURITY_MODES: tuple[str, ...] = ("none",)
+Security = Literal["none", "curve"]
+SECURITY_MODES: tuple[str, ...] = get_args(Security)
 
 
 def check_security(security: str, host: str, allow_remote_without_auth: bool, what: str) -> None:
     """Refuse a security mode that does not exist and a remote listener without authentication.
+
+    Any host is fine with ``security="curve"``; the key files are checked when the socket is made.
 
     Raises:
         ValueError: naming ``what``, the host and the setting to change.
@@ -31,8 +33,9 @@ def check_security(security: str, host: str, allow_remote_without_auth: bool, wh
         )
     if security == "none" and not _is_loopback(host) and not allow_remote_without_auth:
         raise ValueError(
-            f"{what}: refusing to listen on {host!r} without authentication; bind to {LOOPBACK} "
-            f"or set allow_remote_without_auth=true on a trusted network"
+            f"{what}: refusing to listen on {host!r} without authentication; bind to {LOOPBACK}, "
+            f"use security=curve with keys from `rlpost keys`, or set allow_remote_without_auth=true "
+            f"on a trusted network"
         )
 
 

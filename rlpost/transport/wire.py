@@ -180,8 +180,8 @@ def decode(
         )
     try:
         header = msgpack.unpackb(bufs[0], raw=False, strict_map_key=True, use_list=True, ext_hook=_refuse_ext)
-    except WireError:
-        raise
+    except WireError as e:  # raised by _refuse_ext, which does not know the sender
+        raise WireError(f"{where}: header frame: {e}") from e
     except Exception as e:  # msgpack raises several unrelated types for bad bytes; all mean "not msgpack"
         raise WireError(f"{where}: header frame is not valid msgpack ({type(e).__name__}: {e})") from e
     if not isinstance(header, dict):

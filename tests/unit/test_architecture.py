@@ -9,7 +9,17 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("rlpost", "actors", "learner", "reward_models")
 # Only these modules may import actors/, learner/ and reward_models/ and wire them together.
 # The research harness (rlpost/compare) runs learners and labelers the way the session does.
-WIRING = {"rlpost/session.py", "rlpost/cli.py", "rlpost/compare/config.py", "rlpost/compare/runner.py"}
+# The fault bench (rlpost bench faults) wires real sessions, runners and learners the same way.
+WIRING = {
+    "rlpost/session.py",
+    "rlpost/session_console.py",  # the session's side of the operator console (polls actors, sends commands)
+    "rlpost/cli.py",
+    "rlpost/compare/config.py",
+    "rlpost/compare/runner.py",
+    "rlpost/faults.py",
+    "rlpost/fault_scenarios.py",
+    "rlpost/bench/fleet_bench.py",  # rlpost bench fleet: real sessions of robot actors, timed
+}
 # A robot-side process must not pay for torch just to speak the schema.
 TORCH_FREE = {"rlpost/schema.py", "rlpost/interfaces.py"}
 

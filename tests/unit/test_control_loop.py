@@ -230,5 +230,8 @@ def test_an_error_mid_episode_still_finishes_it_with_the_steps_so_far(store):
     with pytest.raises(ValueError, match="driver bug"):
         loop.run_episode(seed=0)
     (meta,) = store.episodes()
-    assert (meta.outcome, meta.length) == ("aborted", 3)
+    # The step handed to the failing driver is kept (recorded before the robot acts); its result is unknown.
+    assert (meta.outcome, meta.length) == ("aborted", 4)
+    reward = store.read_episode(meta.episode_id).reward
+    assert np.isfinite(reward[:3]).all() and np.isnan(reward[3])
     loop.close()

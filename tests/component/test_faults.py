@@ -1,0 +1,80 @@
+"""Faults with real processes, no Ray: a full disk under a robot runner, a killed robot-server,
+a learner killed mid-update. Each runs one injection of `rlpost bench faults`' scenario."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rlpost.data import EpisodeStore
+from rlpost.fault_scenarios import disk_full, learner_kill, make_assets, robot_server_kill
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    return make_assets(tmp_path_factory.mktemp("fault-assets"))
+
+
+def test_full_disk_pauses_the_robot_with_a_clear_error_and_every_executed_step_stored(assets, tmp_path):
+    run = disk_full(assets, tmp_path)
+    assert run.survived, run.detail
+    assert run.recorded == run.stored > 0
+    assert "File too large" in run.detail and ".wal" in run.detail
+
+
+def test_killed_robot_server_aborts_the_episode_with_its_steps_and_the_actor_reconnects(assets, tmp_path):
+    run = robot_server_kill(assets, tmp_path)
+    assert run.survived, run.detail
+    assert run.recorded == run.stored > 0
+
+
+def test_learner_killed_mid_update_resumes_from_its_checkpoint_without_repeating_an_update(assets, tmp_path):
+    run = learner_kill(assets, tmp_path, updates=16, publish_every=4)
+    assert run.survived, run.detail
+    assert run.recorded == run.stored == 16
+
+
+STORE_FULL_WRITER = """
+import resource, signal, sys
+sys.path.insert(0, {here!r})
+from test_store_crash import meta, step
+from rlpost.data import EpisodeStore, StoreFullError
+
+store = EpisodeStore.open(sys.argv[1])
+store.begin(meta("full"))
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+_, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))
+t = 0
+try:
+    while True:
+        store.append("full", step(t))
+        t += 1
+except StoreFullError as e:
+    print(t, e, flush=True)
+resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))  # space is back: the same step goes in
+for k in range(t, t + 3):
+    store.append("full", step(k))
+store.finish("full", "success", "operator")
+"""
+
+
+def test_a_refused_write_names_the_file_keeps_earlier_steps_and_can_be_retried(tmp_path):
+    script = tmp_path / "writer.py"
+    script.write_text(STORE_FULL_WRITER.format(here=str(HERE)))
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "store")], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    n, message = out.stdout.split(" ", 1)
+    assert f"{tmp_path / 'store' / 'wal' / 'full.wal'}: appending step {n} failed: File too large" in message
+    # the partly written record was cut off, so the steps appended after the retry are not "corrupt"
+    with EpisodeStore.open(tmp_path / "store") as store:
+        ep = store.read_episode("full")
+        assert ep.meta.length == int(n) + 3 and ep.frame_index.tolist() == list(range(int(n) + 3))

@@ -1,0 +1,114 @@
+"""Noise-space steering: flow inversion, the steering net's update, and shipping it with the head."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from learner.awfm import batch_loss
+from learner.config import LearnerConfig
+from learner.learner import with_steering
+from learner.replay import ReplayBatch
+from rlpost.policy import VLA, save_head
+from rlpost.policy.checkpoint import load_head_file
+
+
+def _vla(small_policy_cfg, **kw) -> VLA:
+    torch.manual_seed(0)
+    vla = VLA(small_policy_cfg(num_steps=16, **kw))
+    vla.eval()
+    return vla
+
+
+def test_inverting_a_sampled_chunk_gives_back_its_noise(small_policy_cfg, obs_batch):
+    vla = _vla(small_policy_cfg)
+    batch = obs_batch(4)
+    prefix = vla.encode(batch)
+    noise = torch.randn(4, 8, 2, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        actions = vla.sample(prefix, batch.state, noise=noise)
+        back = vla.invert(prefix, batch.state, actions)
+    # forward and backward Euler are inverses up to O(1/steps); far closer than another draw
+    err = (back - noise).abs().mean().item()
+    assert err < 0.05, err
+    assert (torch.randn(4, 8, 2) - noise).abs().mean().item() > 0.5
+
+
+def test_a_fresh_steering_net_leaves_the_policy_unchanged_and_actions_stay_finite(
+    small_policy_cfg, obs_batch
+):
+    vla = _vla(small_policy_cfg)
+    steered = with_steering(vla, bound=1.5)
+    batch = obs_batch(6)
+    a = vla.act_batch(batch, generator=torch.Generator().manual_seed(3))
+    b = steered.act_batch(batch, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(a, b)
+    # with a trained (here: random, large) last layer the mean is bounded and the actions finite
+    with torch.no_grad():
+        for p in steered.steer.mlp[-1].parameters():
+            p.normal_(0, 10.0)
+        mu = steered.steer_mean(steered.encode(batch), batch.state)
+    assert mu.abs().max().item() <= 1.5 + 1e-6
+    assert torch.isfinite(steered.act_batch(batch)).all()
+
+
+def test_the_steer_update_pulls_the_noise_mean_toward_good_chunks_and_leaves_expert_and_backbone(
+    small_policy_cfg, obs_batch
+):
+    vla = with_steering(_vla(small_policy_cfg), bound=2.0)
+    vla.backbone.freeze()
+    backbone0 = vla.backbone.fingerprint()
+    expert0 = {k: v.clone() for k, v in vla.expert.state_dict().items()}
+    obs = obs_batch(1)
+    two = type(obs)(
+        {c: np.repeat(v, 2, 0) for c, v in obs.images.items()},
+        np.repeat(obs.state, 2, 0),
+        obs.instructions * 2,
+    )
+    prefix = vla.encode(two)
+    good, bad = torch.full((8, 2), 1.0), torch.full((8, 2), -1.0)
+    with torch.no_grad():
+        chunks = vla.sample(prefix, two.state, noise=torch.stack([good, bad]))
+    batch = ReplayBatch(
+        keys=[("e", 0), ("e", 1)],
+        state=two.state,
+        actions=chunks.numpy(),
+        action_mask=np.ones((2, 8), bool),
+        adv=np.array([1.0, -1.0], np.float32),
+        human=np.zeros(2, bool),
+        task=np.array(["t", "t"]),
+        source=np.array(["autonomous", "autonomous"]),
+    )
+    cfg = LearnerConfig(mode="steer", beta=0.5)
+    opt = torch.optim.Adam(vla.steer.parameters(), lr=3e-3)
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        loss, metrics = batch_loss(vla, prefix, batch, cfg, rng)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        mu = vla.steer_mean(prefix, two.state)[0]
+    assert (mu - good).abs().mean() < (mu - bad).abs().mean()
+    assert mu.mean().item() > 0.3  # toward the good chunk's noise (+1), away from the bad one (-1)
+    assert np.isfinite(metrics["learner/loss"])
+    assert vla.backbone.fingerprint() == backbone0
+    for k, v in vla.expert.state_dict().items():
+        assert torch.equal(v, expert0[k]), k
+
+
+def test_a_steered_head_ships_and_a_plain_robot_policy_grows_the_net_to_act_the_same(
+    small_policy_cfg, obs_batch, tmp_path
+):
+    learner_vla = with_steering(_vla(small_policy_cfg), bound=1.0)
+    with torch.no_grad():
+        learner_vla.steer.mlp[-1].bias.fill_(0.7)
+    path = save_head(learner_vla, tmp_path / "head-3.safetensors")
+    robot = _vla(small_policy_cfg)  # what a robot loaded at start: the plain pretrained policy
+    robot.load_head(load_head_file(path).tensors, version=3)
+    assert robot.steer is not None and robot.cfg.steer_bound == 1.0 and robot.version == 3
+    batch = obs_batch(3)
+    torch.testing.assert_close(
+        robot.act_batch(batch, generator=torch.Generator().manual_seed(5)),
+        learner_vla.act_batch(batch, generator=torch.Generator().manual_seed(5)),
+    )
