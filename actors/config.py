@@ -18,7 +18,9 @@ def _require(ok: bool, msg: str) -> None:
         raise ValueError(msg)
 
 
-def _check_link(security: str, host: str, allow_remote: bool, curve: CurveKeys, prefix: str, what: str) -> None:
+def _check_link(
+    security: str, host: str, allow_remote: bool, curve: CurveKeys, prefix: str, what: str
+) -> None:
     check_security(security, host, allow_remote, what)
     # Keys given but CURVE off would run the link unauthenticated while the user thinks it is not.
     _require(
@@ -146,7 +148,12 @@ class OperatorChannelConfig:
 
     def __post_init__(self) -> None:
         _check_link(
-            self.security, self.host, self.allow_remote_without_auth, self.curve, "operator", "operator channel"
+            self.security,
+            self.host,
+            self.allow_remote_without_auth,
+            self.curve,
+            "operator",
+            "operator channel",
         )
 
 

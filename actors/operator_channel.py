@@ -85,7 +85,9 @@ class OperatorChannel:
         )
         self._curve: CurveServer | None = None
         if self.cfg.security == "curve":
-            self._curve = CurveServer(self.cfg.curve, "operator.curve", f"operator channel of robot {robot_id!r}")
+            self._curve = CurveServer(
+                self.cfg.curve, "operator.curve", f"operator channel of robot {robot_id!r}"
+            )
             self._sock = self._curve.socket(zmq.ROUTER)
         else:
             self._sock = new_socket(zmq.ROUTER)
@@ -98,7 +100,10 @@ class OperatorChannel:
         self._thread = threading.Thread(target=self._serve, name=f"operator-channel-{robot_id}", daemon=True)
         self._thread.start()
         log.info(
-            "operator channel for robot %r listening on %s (security=%s)", robot_id, self.endpoint, self.cfg.security
+            "operator channel for robot %r listening on %s (security=%s)",
+            robot_id,
+            self.endpoint,
+            self.cfg.security,
         )
 
     def poll(self) -> list[OperatorCommand]:
@@ -252,7 +257,9 @@ class OperatorClient:
 
 def add_curve_args(p: argparse.ArgumentParser) -> None:
     """A device's command-line flags for a channel with security=curve."""
-    p.add_argument("--client-key", default="", help="curve: this device's <name>.key_secret (from `rlpost keys`)")
+    p.add_argument(
+        "--client-key", default="", help="curve: this device's <name>.key_secret (from `rlpost keys`)"
+    )
     p.add_argument("--server-key", default="", help="curve: the operator channel's public <name>.key")
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import zmq
 
 from actors.config import BridgeConfig, RobotServerConfig
+from actors.zmq_robot import RESET_NEEDED
 from rlpost.interfaces import Robot, observation_from_dict
 from rlpost.schema import SchemaError, check_array
 from rlpost.transport import (
@@ -155,6 +156,12 @@ class RobotServer:
             shape=(self.spec.action_dim,),
             finite=True,
         )
+        if not self.resets:  # a step queued for a server that died before us, mid-episode
+            self.refused += 1
+            log.warning("robot-server %r refused a step before its first reset", self.robot_id)
+            return self._error(
+                req, f"{RESET_NEEDED}: robot-server {self.robot_id!r} has not been reset since it started"
+            )
         obs, reward, terminated, truncated, info = self.env.step(action.copy())
         self.steps += 1
         return self._obs_reply(obs, reward, terminated, truncated, info, req, where)
@@ -168,7 +175,13 @@ class RobotServer:
     def health(self) -> Health:
         auth_refused = self._curve.refused if self._curve is not None else 0
         return Health(
-            True, self.driver, time.monotonic() - self._t0, self.steps, self.resets, self.refused, auth_refused
+            True,
+            self.driver,
+            time.monotonic() - self._t0,
+            self.steps,
+            self.resets,
+            self.refused,
+            auth_refused,
         )
 
     def close(self) -> None:

@@ -39,6 +39,11 @@ from rlpost.transport import (
 log = logging.getLogger(__name__)
 
 
+# How a robot-server refuses a step before its first reset: it was restarted under a running
+# episode, and a step queued for its predecessor must not move the robot.
+RESET_NEEDED = "reset needed"
+
+
 class RobotDisconnected(ConnectionError):
     """The robot did not answer in time; the episode ends as aborted, every step so far kept."""
 
@@ -161,5 +166,8 @@ class ZmqRobot(gym.Env):
                 )
                 continue
             if msg.kind == "error":
-                raise RobotError(f"robot at {self.endpoint} refused {kind!r}: {msg.fields.get('message')}")
+                text = str(msg.fields.get("message"))
+                if text.startswith(RESET_NEEDED):  # the server restarted: this episode is over
+                    raise RobotDisconnected(f"robot at {self.endpoint} restarted mid-episode: {text}")
+                raise RobotError(f"robot at {self.endpoint} refused {kind!r}: {text}")
             return msg

@@ -8,6 +8,9 @@
     steer            L = mean_b w_b · ‖μ_φ(o_b) − clip(z_b)‖², w as in awfm; z_b = the noise the fixed expert
                      turns into the recorded chunk (Euler inversion of the flow), μ_φ the steering
                      net's noise mean (DSRL-style noise-space steering; the expert is not trained)
+    fpo              L = −mean_b min(r_b Â_b, clip(r_b, 1 ± c) Â_b), r_b = exp(L̂_old(a_b) − L̂_θ(a_b)) with
+                     L̂ the flow-matching loss on the same (τ, ε) draws: flow policy optimisation
+                     (McAllister et al. 2025), head only; a person's steps get the top advantage
     takeovers        awfm with Â = 0: a person's steps get w_max, all others 1 (renormalised). The
                      control that separates what the human's corrections give from what advantages add
 
@@ -32,6 +35,7 @@ from learner.config import LearnerConfig
 from learner.replay import ReplayBatch
 from rlpost.policy import VLA, Prefix
 from rlpost.policy.action_expert import COND_DROPPED, COND_NEGATIVE, COND_POSITIVE
+from rlpost.policy.flow import noisy_actions, sample_time
 from rlpost.schema import SchemaError
 
 NOISE_CLIP = 3.0  # inverted noise beyond 3 sigma is an inversion artefact, not a choice to imitate
@@ -77,10 +81,58 @@ def advantage_stats(batch: ReplayBatch) -> dict[str, float]:
     return out
 
 
-def batch_loss(
-    vla: VLA, prefix: Prefix, batch: ReplayBatch, cfg: LearnerConfig, rng: np.random.Generator
+def fpo_loss(
+    vla: VLA,
+    old_expert: torch.nn.Module,
+    prefix: Prefix,
+    batch: ReplayBatch,
+    cfg: LearnerConfig,
+    rng: np.random.Generator,
 ) -> tuple[Tensor, dict[str, float]]:
-    """The loss of one batch under ``cfg.mode`` and its metrics.
+    """The clipped FPO surrogate of one batch (see the module docstring)."""
+    adv = standardize_per_group(batch.adv, batch.task)
+    if cfg.human_credit == "positive" and batch.human.any():
+        adv = np.where(batch.human, max(float(adv.max()), 1.0), adv).astype(np.float32)
+    m, b = cfg.fpo_samples, prefix.batch_size
+    gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+    s = vla.state_norm.normalize(vla.select_state(torch.from_numpy(batch.state)))
+    a = vla.action_norm.normalize(torch.from_numpy(batch.actions))
+    rep = lambda t: t.repeat_interleave(m, 0)  # noqa: E731
+    c = vla.cfg
+    tau = sample_time(b * m, c.time_beta_a, c.time_beta_b, c.time_min, gen)
+    x_t, u = noisy_actions(rep(a), torch.randn((b * m, *a.shape[1:]), generator=gen), tau)
+    big = Prefix(rep(prefix.tokens), rep(prefix.mask))
+    keep = rep(torch.from_numpy(batch.action_mask)).float()
+
+    def cfm(expert: torch.nn.Module) -> Tensor:
+        err = (expert(big, rep(s), x_t, tau) - u).pow(2).mean(-1)
+        return ((err * keep).sum(-1) / keep.sum(-1).clamp(min=1.0)).view(b, m).mean(1)
+
+    new = cfm(vla.expert)
+    with torch.no_grad():
+        old = cfm(old_expert)
+    ratio = torch.exp((old - new).clamp(-5.0, 5.0))
+    adv_t = torch.from_numpy(adv)
+    surrogate = torch.min(ratio * adv_t, ratio.clamp(1 - cfg.fpo_clip, 1 + cfg.fpo_clip) * adv_t)
+    loss = -surrogate.mean()
+    clipped = ((ratio - 1).abs() > cfg.fpo_clip).float().mean()
+    return loss, {
+        "learner/loss": float(loss.detach()),
+        "learner/fpo_ratio_mean": float(ratio.detach().mean()),
+        "learner/fpo_clipped_frac": float(clipped),
+        "learner/flow_loss": float(new.detach().mean()),
+    }
+
+
+def batch_loss(
+    vla: VLA,
+    prefix: Prefix,
+    batch: ReplayBatch,
+    cfg: LearnerConfig,
+    rng: np.random.Generator,
+    old_expert: torch.nn.Module | None = None,
+) -> tuple[Tensor, dict[str, float]]:
+    """The loss of one batch under ``cfg.mode`` and its metrics (``old_expert``: fpo's reference head).
 
     Raises:
         SchemaError: NaN/Inf in the batch's states, actions or (for modes that use them) advantages.
@@ -105,6 +157,12 @@ def batch_loss(
         w, _, _ = advantage_weights(np.zeros(len(batch.human), np.float32), cfg.beta, cfg.w_max, batch.human)
         weights = torch.from_numpy(w)
         metrics["learner/ess"] = effective_sample_size(w)
+    elif cfg.mode == "fpo":
+        if old_expert is None:
+            raise ValueError("learner mode fpo needs the reference (last published) expert")
+        loss, stats = fpo_loss(vla, old_expert, prefix, batch, cfg, rng)
+        metrics.update(stats)
+        return loss, metrics
     elif cfg.mode == "steer":
         w, stats = batch_weights(batch, cfg)
         metrics.update(stats)

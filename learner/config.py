@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from learner.advantages import ADVANTAGE_KINDS
 from rlpost.names import unknown_name_error
 
-MODES = ("awfm", "adv_conditioned", "curated", "bc_all", "takeovers", "steer")
+MODES = ("awfm", "adv_conditioned", "curated", "bc_all", "takeovers", "steer", "fpo")
 HUMAN_CREDIT = ("positive", "valued")
 
 
@@ -35,6 +35,8 @@ class LearnerConfig:
 
     # awfm | adv_conditioned | curated | bc_all | takeovers (awfm without the advantage term: a
     # person's steps get w_max, every other step weight 1; the ablation that isolates the human share)
+    # fpo: flow policy optimisation (PPO with the ratio exp(L_old - L_new) of flow-matching losses
+    # on shared draws; head only; the old head is the last published one).
     # steer: the expert stays fixed; a noise-space steering net (shipped with the head) learns
     # by advantage-weighted regression onto the noise that produced each recorded chunk.
     mode: str = "awfm"
@@ -46,6 +48,8 @@ class LearnerConfig:
     positive_fraction: float = 0.3  # adv_conditioned: top fraction (per task) marked positive
     cond_dropout: float = 0.1  # adv_conditioned: indicator dropped (for classifier-free guidance)
     guidance: float = 1.0  # adv_conditioned: guidance weight when acting (1 = no guidance)
+    fpo_clip: float = 0.2  # fpo: PPO clip of the likelihood-ratio surrogate
+    fpo_samples: int = 4  # fpo: (tau, noise) draws per sample for the flow-loss ratio estimate
     steer_bound: float = 1.0  # steer: largest |noise mean| the steering net may pick (standard-normal units)
     human_credit: str = (
         "positive"  # positive: a person's actions get the top weight (RECAP); valued: like any
@@ -72,10 +76,14 @@ class LearnerConfig:
             raise ValueError(f"learner.positive_fraction={self.positive_fraction} must be in (0, 1)")
         if not 0 < self.curated_fastest <= 1:
             raise ValueError(f"learner.curated_fastest={self.curated_fastest} must be in (0, 1]")
+        if not 0 < self.fpo_clip < 1 or self.fpo_samples < 1:
+            raise ValueError(
+                f"learner: fpo_clip={self.fpo_clip} must be in (0, 1), fpo_samples={self.fpo_samples} >= 1"
+            )
         if self.execute < 1 or self.batch_size < 1 or self.publish_every < 1:
             raise ValueError("learner: execute, batch_size and publish_every must be >= 1")
 
     @property
     def needs_labels(self) -> bool:
         """Modes that rank samples by advantage need reward labels."""
-        return self.mode in ("awfm", "adv_conditioned", "steer")
+        return self.mode in ("awfm", "adv_conditioned", "steer", "fpo")

@@ -17,6 +17,7 @@ Run directory::
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import time
@@ -93,6 +94,8 @@ class Learner:
         self.vla = vla
         self.backbone_fingerprint = vla.backbone.fingerprint()
         self.opt = torch.optim.AdamW(self.trainable(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # fpo's reference policy: the head as last published (the one the robots practised with)
+        self.old_expert = copy.deepcopy(vla.expert).requires_grad_(False) if cfg.mode == "fpo" else None
         self.rng = np.random.default_rng(seed)
         self.step = 0
         self.version = vla.head_version
@@ -143,7 +146,7 @@ class Learner:
         batch = self.replay.sample(self.cfg.batch_size, self.rng)
         prefix = self.cache.prefixes(batch.keys)
         self.vla.train()
-        loss, metrics = batch_loss(self.vla, prefix, batch, self.cfg, self.rng)
+        loss, metrics = batch_loss(self.vla, prefix, batch, self.cfg, self.rng, self.old_expert)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         grad = torch.nn.utils.clip_grad_norm_(self.trainable(), self.cfg.grad_clip)
@@ -200,4 +203,6 @@ class Learner:
             self.vla, self.last, extra=state, write_more=lambda d: save_training_state(d, self.opt, state)
         )
         self.publisher.publish(self.vla, self.version)
+        if self.old_expert is not None:
+            self.old_expert.load_state_dict(self.vla.expert.state_dict())
         return self.version

@@ -476,7 +476,7 @@ def robot_server_kill(assets: Assets, work: Path) -> FaultRun:
 
 
 def store_writer_kill(assets: Assets, work: Path) -> FaultRun:
-    """SIGKILL a process writing an episode (128 px frames, no pause: most kills land mid-write).
+    """SIGKILL a process writing an episode (512 px frames, no pause: most kills land mid-append).
 
     The store opens afterwards with every acknowledged step, no corrupt episode and no WAL
     left; a torn last record is dropped. Recorded: appends the writer saw acknowledged (the
@@ -487,7 +487,7 @@ def store_writer_kill(assets: Assets, work: Path) -> FaultRun:
     p = subprocess.Popen(
         child_command("writer", {"store": str(store_dir)}), stdout=subprocess.PIPE, text=True
     )
-    kill_at = random.randint(20, 60)
+    kill_at = random.randint(5, 20)
     assert p.stdout is not None
     try:
         for line in p.stdout:
@@ -596,16 +596,20 @@ def _child_session(args: dict[str, Any]) -> int:
 
 
 def _child_writer(args: dict[str, Any]) -> int:
-    """Appends 128 px steps to one episode as fast as it can, saying before and after each append."""
+    """Appends 512 px steps to one episode as fast as it can, saying before and after each append.
+
+    The frames are made once, so nearly all of the time goes into appends and most kills land in one.
+    """
     import numpy as np
 
     store = EpisodeStore.open(args["store"])
     meta = EpisodeMeta("killed-writer", "tabletop", "stack the cubes", "writer", "faults", "autonomous")
     store.begin(meta)
     rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (512, 512, 3), dtype=np.uint8) for _ in range(4)]
     for t in range(1_000_000):
         step = StepRecord(
-            images={"top": rng.integers(0, 256, (128, 128, 3), dtype=np.uint8)},
+            images={"top": frames[t % len(frames)]},
             state=np.zeros(6, np.float32), action=np.zeros(3, np.float32), policy_action=np.zeros(3, np.float32),
             intervention=False, policy_version=0, t_ns=t, frame_index=t,
         )  # fmt: skip

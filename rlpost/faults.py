@@ -159,7 +159,7 @@ def summarise(runs: list[FaultRun]) -> list[dict[str, Any]]:
     rows = []
     for fault in dict.fromkeys(r.fault for r in runs):
         rs = [r for r in runs if r.fault == fault]
-        rec = sorted(r.recovery_s for r in rs)
+        rec = sorted(r.recovery_s for r in rs if r.recovery_s == r.recovery_s) or [float("nan")]  # no NaN
         rows.append(
             {
                 "fault": fault,

@@ -795,7 +795,12 @@ class Session:
         running = {r.running: r for r in self.robots if r.running is not None}
         if not running:
             return
-        done, _ = ray.wait(list(running), num_returns=len(running), timeout=timeout_s)
+        # Return as soon as one robot is done (it gets its next episode at once), plus any
+        # others already done; waiting for all of them idled early finishers up to timeout_s.
+        done, rest = ray.wait(list(running), num_returns=1, timeout=timeout_s)
+        if done and rest:
+            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
+            done += more
         for ref in done:
             r = running[ref]
             r.running = None

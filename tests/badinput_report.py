@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(badinput.table())
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": badinput.rows(), "pytest_status": int(status)}, indent=1))
+        Path(args.json).write_text(
+            json.dumps({"rows": badinput.rows(), "pytest_status": int(status)}, indent=1)
+        )
         print(f"wrote {args.json}")
     return int(status)
 

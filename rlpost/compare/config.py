@@ -19,6 +19,7 @@ METHODS: tuple[str, ...] = (
     "awfm",  # advantage-weighted flow matching of the head
     "adv_conditioned",  # advantage-indicator input + classifier-free guidance (RECAP)
     "steer",  # noise-space steering net, expert untouched (DSRL)
+    "fpo",  # flow policy optimisation: clipped likelihood-ratio policy gradient on the head
 )
 # learner.mode (and replay overrides) per learning method
 METHOD_MODES: dict[str, str] = {
@@ -29,6 +30,7 @@ METHOD_MODES: dict[str, str] = {
     "awfm": "awfm",
     "adv_conditioned": "adv_conditioned",
     "steer": "steer",
+    "fpo": "fpo",
 }
 CONTROLS: tuple[str, ...] = ("demo_only", "curated")  # every method's paired difference against these
 
@@ -82,7 +84,7 @@ class CompareConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"compare.{name}={getattr(self, name)} must be >= 1")
-        needs_rm = [m for m in self.methods if m in ("awfm", "adv_conditioned", "steer")]
+        needs_rm = [m for m in self.methods if m in ("awfm", "adv_conditioned", "steer", "fpo")]
         if needs_rm and not self.reward_model:
             raise ValueError(
                 f"compare: methods {needs_rm} rank steps by advantage and need reward_model=<checkpoint>"

@@ -108,6 +108,8 @@ class TaskBench:
                 load_reward_checkpoint(cfg.reward_model),
                 EpisodeFeatures(vla.backbone.freeze(), self.store),
             )
+            # as in a session: demonstrations are labelled too, so advantage modes replay them
+            self.labeler.label([m.episode_id for m in self.store.episodes(task=task) if m.source == "demo"])
 
     def eval_cfg(self) -> EvalConfig:
         c = self.cfg
@@ -132,6 +134,8 @@ def learner_config(cfg: CompareConfig, method: str, sid: str) -> LearnerConfig:
     replay = dataclasses.replace(base.replay, sessions=[sid])
     if method == "demo_only":
         replay = dataclasses.replace(replay, demo_fraction=1.0)
+    if method == "fpo":  # a policy gradient learns from the latest policy's own episodes only
+        replay = dataclasses.replace(replay, demo_fraction=0.0, recent_episodes=cfg.episodes_per_round)
     # publishing is not what is compared: ship once per round (the checkpoint is the record)
     return dataclasses.replace(
         base, mode=METHOD_MODES[method], replay=replay, publish_every=cfg.updates_per_round

@@ -248,7 +248,9 @@ def read_wal(path: Path) -> WalContents:
             length = _HEADER.unpack_from(data, pos)[0] if len(rest) >= _HEADER.size else 0
             # A crash can only tear the end: the record runs past EOF, or it is the last
             # record, or (delayed allocation after power loss) the tail is zero-filled.
-            if pos + _HEADER.size + length >= len(data) or not rest.strip(b"\0"):
+            looks_torn = pos + _HEADER.size + length >= len(data) or not rest.strip(b"\0")
+            # ... but a damaged length field also "runs past EOF": intact records after it prove corruption.
+            if looks_torn and _intact_record_after(data, pos) is None:
                 torn = len(rest)
                 break
             raise StoreError(f"{path}: record at byte {pos} is corrupt ({bad}) and data follows it")
@@ -292,6 +294,25 @@ def _parse_meta(data: bytes, path: Path, pos: int) -> EpisodeMeta:
     if head.get("wal_version", 0) > WAL_VERSION:
         raise StoreError(f"{path}: WAL version {head.get('wal_version')} is newer than this rlpost")
     return meta_from_dict(head.get("meta"), f"{path} (meta record)")
+
+
+# Every record's payload is a msgpack map whose first key is "kind" (fixstr a4 "kind").
+_KIND_KEY = msgpack.packb("kind")
+
+
+def _intact_record_after(data: bytes, pos: int) -> int | None:
+    """Offset of the first CRC-valid record that starts after ``pos``, or None.
+
+    Searches for the ``"kind"`` key that opens every payload (one map-header byte before
+    it, the 8-byte record header before that) instead of trying every offset.
+    """
+    at = data.find(_KIND_KEY, pos + _HEADER.size + 2)
+    while at != -1:
+        start = at - 1 - _HEADER.size
+        if start > pos and _check_record(data, start) is None:
+            return start
+        at = data.find(_KIND_KEY, at + 1)
+    return None
 
 
 def _check_record(data: bytes, pos: int) -> str | None:

@@ -106,8 +106,10 @@ def save_checkpoint(
         "backbone_fingerprint": vla.backbone.fingerprint(),
         "extra": extra or {},
     }
-    (tmp / "config.json").write_text(json.dumps(config, indent=2))
     save_model(vla, str(tmp / "model.safetensors"))
+    # safetensors has no checksum: without one a flipped byte would load as a silently wrong weight.
+    config["weights_sha256"] = _sha256(tmp / "model.safetensors")
+    (tmp / "config.json").write_text(json.dumps(config, indent=2))
     save_assets = getattr(vla.backbone, "save_assets", None)
     if save_assets is not None:
         save_assets(tmp / "backbone")
@@ -146,6 +148,16 @@ def recover_checkpoint(path: str | Path) -> bool:
     return restored
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _rmtree(path: Path) -> None:
     import shutil
 
@@ -159,8 +171,10 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raw = json.loads(f.read_text())
     except FileNotFoundError as e:
         raise CheckpointError(f"{f}: no such file; is {path} an rlpost checkpoint directory?") from e
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{f}: corrupt JSON ({e})") from e
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{f}: corrupt config, a JSON {type(raw).__name__} instead of an object")
     return migrate_config(raw, str(f))
 
 
@@ -172,24 +186,36 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> VLA
     """
     path = Path(path)
     raw = read_config(path)
-    cfg = _from_dict(PolicyConfig, raw["policy"], f"{path}/config.json policy")
-    if cfg.backbone == "hf":
-        from rlpost.policy.hf_backbone import HFBackbone
-
-        backbone = HFBackbone.from_assets(path / "backbone", cfg.hf, tuple(cfg.cameras))
-    else:
-        backbone = build_backbone(cfg)
-    vla = VLA(cfg, backbone)
     weights = path / "model.safetensors"
+    want = raw.get("weights_sha256")  # absent in checkpoints saved before it was added
+    if want is not None and weights.exists() and _sha256(weights) != want:
+        raise CheckpointError(f"{weights}: sha256 does not match config.json (corrupt or truncated)")
+    try:
+        cfg = _from_dict(PolicyConfig, raw["policy"], f"{path}/config.json policy")
+        head_version = int(raw["head_version"])
+        if cfg.backbone == "hf":
+            from rlpost.policy.hf_backbone import HFBackbone
+
+            backbone = HFBackbone.from_assets(path / "backbone", cfg.hf, tuple(cfg.cameras))
+        else:
+            backbone = build_backbone(cfg)
+        vla = VLA(cfg, backbone)
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as e:  # a damaged but parseable config.json
+        raise CheckpointError(f"{path / 'config.json'}: config does not describe a policy ({e!r})") from e
     try:
         missing, unexpected = load_model(vla, str(weights), strict=False, device=str(device))
     except (SafetensorError, OSError, RuntimeError) as e:
-        raise CheckpointError(f"{weights}: cannot load weights ({e})") from e
+        raise CheckpointError(
+            f"{weights}: cannot load weights into the policy config.json describes ({e})"
+        ) from e
     if missing or unexpected:
         raise CheckpointError(
-            f"{weights}: weights do not fit the config: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            f"{weights}: weights do not fit config.json: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
         )
-    vla.head_version = int(raw["head_version"])
+    vla.head_version = head_version
     return vla.to(device)
 
 
@@ -213,8 +239,10 @@ def save_head(vla: VLA, path: str | Path) -> Path:
         "expert": json.dumps(asdict(vla.cfg.expert)),
         "dims": json.dumps({"S": vla.cfg.state_dim, "A": vla.cfg.action_dim, "H": vla.cfg.horizon}),
     }
+    tensors = vla.head_state()
+    meta["tensors_sha256"] = _tensors_sha256(tensors)  # robots run what they load: check it arrived intact
     tmp = path.with_name(f".{path.name}.tmp")
-    save_numpy(vla.head_state(), str(tmp), metadata=meta)
+    save_numpy(tensors, str(tmp), metadata=meta)
     os.replace(tmp, path)
     return path
 
@@ -232,7 +260,24 @@ def load_head_file(path: str | Path) -> HeadWeights:
         raise CheckpointError(f"{path}: corrupt or truncated head file ({e})") from e
     if meta.get("format") != FORMAT + "-head":
         raise CheckpointError(f"{path}: not an rlpost head file (format={meta.get('format')!r})")
-    return HeadWeights(int(meta["version"]), meta["backbone_fingerprint"], tensors)
+    want = meta.get("tensors_sha256")  # absent in head files written before it was added
+    if want is not None and _tensors_sha256(tensors) != want:
+        raise CheckpointError(f"{path}: weights do not match their sha256 (corrupt head file)")
+    try:
+        return HeadWeights(int(meta["version"]), meta["backbone_fingerprint"], tensors)
+    except (KeyError, ValueError) as e:
+        raise CheckpointError(f"{path}: corrupt head file metadata ({e!r})") from e
+
+
+def _tensors_sha256(tensors: dict[str, np.ndarray]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        a = np.ascontiguousarray(tensors[k])
+        h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def apply_head(vla: VLA, head: HeadWeights, check_backbone: bool = True) -> None:

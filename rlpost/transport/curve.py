@@ -62,7 +62,9 @@ class CurveKeys:
     server_public_key: str = ""  # client: the listener's public key, <name>.key
 
     def any_set(self) -> bool:
-        return any((self.server_secret_key, self.authorized_keys, self.client_secret_key, self.server_public_key))
+        return any(
+            (self.server_secret_key, self.authorized_keys, self.client_secret_key, self.server_public_key)
+        )
 
 
 def _check_z85(key: bytes | None, path: Path, which: str) -> bytes:
@@ -149,7 +151,11 @@ class ClientKeys:
 
     def apply(self, sock: zmq.Socket) -> None:
         """Make ``sock`` a CURVE client (before it connects)."""
-        sock.curve_publickey, sock.curve_secretkey, sock.curve_serverkey = self.public, self.secret, self.server
+        sock.curve_publickey, sock.curve_secretkey, sock.curve_serverkey = (
+            self.public,
+            self.secret,
+            self.server,
+        )
 
 
 class CurveServer:

@@ -68,7 +68,9 @@ def test_an_authorised_actor_drives_the_robot_and_strangers_get_no_answer_and_ar
 
     strangers = {
         "no keys": BridgeConfig(connect_timeout_s=0.5),
-        "unknown key": BridgeConfig(connect_timeout_s=0.5, security="curve", curve=client_keys(keys, "stranger")),
+        "unknown key": BridgeConfig(
+            connect_timeout_s=0.5, security="curve", curve=client_keys(keys, "stranger")
+        ),
         "wrong server key": BridgeConfig(
             connect_timeout_s=0.5, security="curve", curve=client_keys(keys, server="stranger")
         ),
@@ -125,12 +127,18 @@ def test_missing_or_wrong_key_files_are_named(keys, tmp_path):
             "arm-1",
             BridgeConfig(security="curve", curve=CurveKeys(str(missing), str(keys["authorized"]))),
         )
-    public_only = CurveKeys(server_secret_key=str(keys["server.key"]), authorized_keys=str(keys["authorized"]))
+    public_only = CurveKeys(
+        server_secret_key=str(keys["server.key"]), authorized_keys=str(keys["authorized"])
+    )
     with pytest.raises(KeyFileError, match=r"server\.key: has no secret key"):
         OperatorChannel("arm-1", 3, OperatorChannelConfig(security="curve", curve=public_only))
     (tmp_path / "empty").mkdir()
-    empty = CurveKeys(server_secret_key=str(keys["server.key_secret"]), authorized_keys=str(tmp_path / "empty"))
-    with pytest.raises(KeyFileError, match=r"empty \(operator\.curve\.authorized_keys\): holds no client public"):
+    empty = CurveKeys(
+        server_secret_key=str(keys["server.key_secret"]), authorized_keys=str(tmp_path / "empty")
+    )
+    with pytest.raises(
+        KeyFileError, match=r"empty \(operator\.curve\.authorized_keys\): holds no client public"
+    ):
         OperatorChannel("arm-1", 3, OperatorChannelConfig(security="curve", curve=empty))
     garbage = tmp_path / "garbage.key_secret"
     garbage.write_bytes(b"\xff\xfe not a key")
@@ -139,7 +147,7 @@ def test_missing_or_wrong_key_files_are_named(keys, tmp_path):
 
 
 def test_beyond_loopback_needs_curve_and_keys_without_curve_are_refused(keys):
-    with pytest.raises(ValueError, match="without authentication.*security=curve"):
+    with pytest.raises(ValueError, match=r"without authentication.*security=curve"):
         BridgeConfig(host="0.0.0.0")
     assert BridgeConfig(host="0.0.0.0", security="curve").security == "curve"
     assert OperatorChannelConfig(host="10.0.0.5", security="curve").host == "10.0.0.5"

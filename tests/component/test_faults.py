@@ -3,14 +3,19 @@ a learner killed mid-update. Each runs one injection of `rlpost bench faults`' s
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from actors.config import BridgeConfig
+from actors.zmq_robot import RobotDisconnected, ZmqRobot
 from rlpost.data import EpisodeStore
 from rlpost.fault_scenarios import disk_full, learner_kill, make_assets, robot_server_kill
+from tests.component.test_bridge import start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 HERE = Path(__file__).parent
@@ -78,3 +83,26 @@ def test_a_refused_write_names_the_file_keeps_earlier_steps_and_can_be_retried(t
     with EpisodeStore.open(tmp_path / "store") as store:
         ep = store.read_episode("full")
         assert ep.meta.length == int(n) + 3 and ep.frame_index.tolist() == list(range(int(n) + 3))
+
+
+def test_a_step_meant_for_a_killed_robot_server_does_not_move_the_one_restarted_on_its_port():
+    proc, endpoint = start_server()
+    robot = ZmqRobot(endpoint, BridgeConfig(timeout_s=10.0))
+    robot.reset(seed=0)
+    robot.step(np.zeros(3, np.float32))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    proc2, _ = start_server(int(endpoint.rsplit(":", 1)[1]))
+    try:
+        # zmq reconnects by itself and delivers the step to the new server, which was never reset
+        with pytest.raises(RobotDisconnected, match="restarted mid-episode: reset needed"):
+            robot.step(np.zeros(3, np.float32))
+        h = robot.health()
+        assert (h.steps, h.resets, h.refused) == (0, 0, 1)
+        robot.reset(seed=1)  # a new episode starts normally
+        robot.step(np.zeros(3, np.float32))
+        assert robot.health().steps == 1
+    finally:
+        robot.close()
+        proc2.kill()
+        proc2.wait(10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from learner.awfm import batch_loss
@@ -112,3 +113,58 @@ def test_a_steered_head_ships_and_a_plain_robot_policy_grows_the_net_to_act_the_
         robot.act_batch(batch, generator=torch.Generator().manual_seed(5)),
         learner_vla.act_batch(batch, generator=torch.Generator().manual_seed(5)),
     )
+
+
+def test_fpo_raises_the_likelihood_of_good_chunks_and_lowers_that_of_bad_ones(small_policy_cfg, obs_batch):
+    import copy
+
+    from learner.awfm import fpo_loss
+
+    vla = _vla(small_policy_cfg)
+    vla.backbone.freeze()
+    obs = obs_batch(1)
+    two = type(obs)(
+        {c: np.repeat(v, 2, 0) for c, v in obs.images.items()},
+        np.repeat(obs.state, 2, 0),
+        obs.instructions * 2,
+    )
+    prefix = vla.encode(two)
+    with torch.no_grad():
+        chunks = vla.sample(
+            prefix, two.state, noise=torch.randn(2, 8, 2, generator=torch.Generator().manual_seed(0))
+        )
+    batch = ReplayBatch(
+        keys=[("e", 0), ("e", 1)],
+        state=two.state,
+        actions=chunks.numpy(),
+        action_mask=np.ones((2, 8), bool),
+        adv=np.array([1.0, -1.0], np.float32),
+        human=np.zeros(2, bool),
+        task=np.array(["t", "t"]),
+        source=np.array(["autonomous", "autonomous"]),
+    )
+    cfg = LearnerConfig(mode="fpo", fpo_samples=8)
+    old = copy.deepcopy(vla.expert).requires_grad_(False)
+    rng = np.random.default_rng(0)
+    loss, m = fpo_loss(vla, old, prefix, batch, cfg, rng)
+    assert m["learner/fpo_ratio_mean"] == pytest.approx(1.0)  # the same head: ratio 1, loss -mean(A) = 0
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+
+    def flow_losses() -> np.ndarray:
+        g = torch.Generator().manual_seed(9)
+        with torch.no_grad():
+            return np.array(
+                [vla.flow_loss(prefix, two.state, chunks, generator=g).numpy() for _ in range(20)]
+            ).mean(0)
+
+    before = flow_losses()
+    opt = torch.optim.Adam(vla.expert.parameters(), lr=1e-3)
+    for _ in range(30):
+        loss, m = fpo_loss(vla, old, prefix, batch, cfg, rng)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = flow_losses()
+    # the good chunk became more likely (lower flow loss), the bad one less, relative to each other
+    assert (after[0] - before[0]) < (after[1] - before[1])
+    assert m["learner/fpo_clipped_frac"] >= 0.0 and np.isfinite(m["learner/loss"])

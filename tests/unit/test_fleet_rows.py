@@ -1,4 +1,4 @@
-"""`rlpost bench fleet`'s pure parts: on-time steps, the points run, the rows, what a head ships."""
+"""`rlpost bench fleet`'s pure parts: on-time steps, the points run, the rows, what a head ships; its config."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from actors.config import ControlConfig
-from rlpost.bench.fleet_bench import (
-    FleetBenchConfig,
+from rlpost.bench.fleet_bench import FleetBenchConfig
+from rlpost.bench.fleet_rows import (
     FleetPoint,
     Publish,
     StepTiming,
