@@ -143,6 +143,7 @@ class ControlLoop:
         self._nan = np.full(self.spec.action_dim, np.nan, np.float32)
         self._chunk_id = 0
         self.unfinished: _Episode | None = None  # its finish failed (disk full); retried first
+        self._pause_next = False  # a pause that arrived between episodes
 
     # -- public -------------------------------------------------------------------------------------
     def run_episode(self, seed: int | None = None) -> EpisodeReport:
@@ -178,6 +179,7 @@ class ControlLoop:
         )
         self.sink.begin(meta)
         ep = _Episode(meta, EpisodeReport(meta, end_reason=""))
+        ep.paused, self._pause_next = self._pause_next, False
         self.current = ep
         try:
             for ob in self.observers:
@@ -375,12 +377,15 @@ class ControlLoop:
                 ep.paused, ep.resumed = False, True
 
     def _drain_stale_commands(self) -> None:
-        """Between episodes only e-stop and clear_estop mean something; the rest is logged and dropped."""
+        """Between episodes e-stop, clear_estop, pause and resume mean something (a pause clicked
+        while the robot resets holds the next episode at its start); the rest is logged and dropped."""
         for cmd in self._poll():
             if cmd.kind == "estop":
                 self.safety.estop(cmd.operator_id)
             elif cmd.kind == "clear_estop":
                 self.safety.clear_estop()
+            elif cmd.kind in ("pause", "resume"):
+                self._pause_next = cmd.kind == "pause"
             else:
                 self.stale_commands += 1
                 log.warning(

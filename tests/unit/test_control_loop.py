@@ -191,6 +191,30 @@ def test_pause_records_nothing_and_resume_replans(store):
     loop.close()
 
 
+def test_a_pause_sent_between_episodes_holds_the_next_episode_at_its_start(store):
+    from rlpost.schema import OperatorCommand
+
+    robot = SpyRobot(make_robot("tabletop", max_steps=10, image_size=32))
+    op = ScriptedOperator({})
+    loop = make_loop(store, robot=robot, operator=op, max_steps=10)
+    loop.run_episode(seed=0)
+    op.queue.append(OperatorCommand("pause", "robot-0", "console", 1, 0))  # clicked while resetting
+    orig_poll, seen = op.poll, {"n": 0, "moved_while_paused": None}
+
+    def poll():
+        seen["n"] += 1
+        if seen["n"] == 8:  # some paused ticks later, the operator resumes
+            seen["moved_while_paused"] = len(robot.sent)  # reset() cleared it
+            op.queue.append(OperatorCommand("resume", "robot-0", "console", 2, 0))
+        return orig_poll()
+
+    op.poll = poll
+    r = loop.run_episode(seed=1)
+    assert seen["moved_while_paused"] == 0 and r.steps == 10
+    assert loop.stale_commands == 0
+    loop.close()
+
+
 def test_operator_mark_at_the_end_wins_over_the_env(store):
     op = ScriptedOperator({10: [("mark_success", None)]})
     r = make_loop(store, operator=op, max_steps=10).run_episode(seed=0)
