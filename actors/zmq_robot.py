@@ -168,6 +168,7 @@ class ZmqRobot(gym.Env):
             if msg.kind == "error":
                 text = str(msg.fields.get("message"))
                 if text.startswith(RESET_NEEDED):  # the server restarted: this episode is over
+                    self.reconnects += 1  # already talking to its successor: a reconnection
                     raise RobotDisconnected(f"robot at {self.endpoint} restarted mid-episode: {text}")
                 raise RobotError(f"robot at {self.endpoint} refused {kind!r}: {text}")
             return msg
