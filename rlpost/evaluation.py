@@ -9,6 +9,7 @@ initial states (paired comparisons).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import math
@@ -63,6 +64,7 @@ class EpisodeSummary:
     length: int  # steps
     duration_s: float  # robot time: length / control_hz
     final_progress: float  # privileged progress at the end, [0, 1]
+    failure_reason: str = ""  # the env's reason for a failure (e.g. wrong_object, hazard); '' otherwise
 
 
 @dataclass
@@ -79,6 +81,7 @@ class EvalResult:
     mean_length: float
     outcomes: dict[str, int]
     per_episode: list[EpisodeSummary] = field(repr=False, default_factory=list)
+    failure_reasons: dict[str, int] = field(default_factory=dict)  # failures by the env's reason
 
     def row(self) -> dict[str, object]:
         lo, hi = self.success_ci95
@@ -92,6 +95,7 @@ class EvalResult:
             "cycle_s": self.mean_cycle_time_s,
             "timeouts": self.outcomes.get("timeout", 0),
             "failures": self.outcomes.get("failure", 0),
+            "failure reasons": ", ".join(f"{k} {v}" for k, v in sorted(self.failure_reasons.items())),
         }
 
 
@@ -168,6 +172,7 @@ def evaluate(chunk_fn: ChunkFn, cfg: EvalConfig) -> EvalResult:
                         length=s["steps"],
                         duration_s=s["steps"] / spec.control_hz,
                         final_progress=s["progress"],
+                        failure_reason=str(info.get("failure_reason", "")) if outcome == "failure" else "",
                     )
                 )
                 bar.update(1)
@@ -198,6 +203,9 @@ def summarize(task: str, episodes: list[EpisodeSummary]) -> EvalResult:
         mean_length=float(np.mean([e.length for e in episodes])) if n else float("nan"),
         outcomes=outcomes,
         per_episode=episodes,
+        failure_reasons=dict(
+            collections.Counter(e.failure_reason or "unknown" for e in episodes if e.outcome == "failure")
+        ),
     )
 
 
