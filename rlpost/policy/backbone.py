@@ -101,9 +101,13 @@ class Backbone(nn.Module, ABC):
         # or cached features would disagree with fresh ones.
         return super().train(False if self._frozen else mode)
 
+    def fingerprint_config(self) -> dict:
+        """The config the fingerprint hashes (default: :meth:`config_dict`)."""
+        return self.config_dict()
+
     def fingerprint(self) -> str:
         """Hash of config and weights: features cached under one fingerprint are valid for it only."""
-        h = hashlib.sha256(json.dumps(self.config_dict(), sort_keys=True).encode())
+        h = hashlib.sha256(json.dumps(self.fingerprint_config(), sort_keys=True).encode())
         for name, t in sorted(self.state_dict().items()):
             h.update(name.encode())
             h.update(t.detach().to(torch.float32).contiguous().cpu().numpy().tobytes())

@@ -23,6 +23,7 @@ from rlpost.policy.config import TinyBackboneConfig
 from rlpost.policy.layers import EncoderBlock
 
 PAD, BOS, EOS, BYTE_OFFSET = 0, 1, 2, 3
+NEUTRAL_LATER_OPTIONS = {"film": False}  # TinyBackboneConfig fields added later, at their no-op value
 VOCAB = 256 + BYTE_OFFSET
 
 
@@ -135,6 +136,18 @@ class TinyBackbone(Backbone):
 
     def config_dict(self) -> dict:
         return {"kind": "tiny", "cfg": asdict(self.cfg), "cameras": list(self.cameras)}
+
+    def fingerprint_config(self) -> dict:
+        # Options added after the first release are left out while they keep their neutral
+        # value, so a new option does not invalidate the feature caches and reward models of
+        # backbones that do not use it.
+        d = self.config_dict()
+        d["cfg"] = {
+            k: v
+            for k, v in d["cfg"].items()
+            if not (k in NEUTRAL_LATER_OPTIONS and v == NEUTRAL_LATER_OPTIONS[k])
+        }
+        return d
 
     def embed(self, images: dict[str, Tensor], instructions: list[str]) -> Prefix:
         device = self.text_pos.device

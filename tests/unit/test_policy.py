@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlpost.policy import VLA, ObsBatch, PolicyConfig, Prefix
+from rlpost.policy import VLA, ObsBatch, PolicyConfig, Prefix, TinyBackboneConfig
 from rlpost.policy.action_expert import COND_NEGATIVE, COND_POSITIVE
 from rlpost.schema import Observation, SchemaError
 
@@ -225,7 +225,9 @@ def test_config_typos_suggest_the_nearest_name():
 def test_film_lets_the_instruction_steer_the_image_keypoints(small_policy_cfg, obs_batch):
     from rlpost.policy import TinyBackboneConfig
 
-    tiny = TinyBackboneConfig(image_size=32, width=64, grid=4, keypoints=8, vision_depth=1, fusion_depth=0, film=True)
+    tiny = TinyBackboneConfig(
+        image_size=32, width=64, grid=4, keypoints=8, vision_depth=1, fusion_depth=0, film=True
+    )
     vla = VLA(small_policy_cfg(tiny=tiny)).eval()
     batch = obs_batch(b=2)
     batch.images["top"][1] = batch.images["top"][0]  # same image, different instructions
@@ -250,3 +252,32 @@ def test_state_keep_feeds_only_the_chosen_state_dims_to_the_expert(small_policy_
     assert vla.expert.state_proj.in_features == 2
     with pytest.raises(ValueError, match="state_keep"):
         small_policy_cfg(state_dim=3, state_keep=[0, 3])
+
+
+def test_a_later_backbone_option_at_its_neutral_value_keeps_the_fingerprint():
+    # Reward models and feature caches are keyed by the fingerprint: adding an option (film)
+    # must not orphan those of backbones that do not use it.
+    import hashlib
+    import json
+
+    from rlpost.policy.tiny_backbone import TinyBackbone
+
+    torch.manual_seed(0)
+    bb = TinyBackbone(
+        TinyBackboneConfig(image_size=32, width=32, grid=4, keypoints=4, vision_depth=1, fusion_depth=1),
+        ("top",),
+    )
+    old_style = bb.config_dict()
+    del old_style["cfg"]["film"]
+    h = hashlib.sha256(json.dumps(old_style, sort_keys=True).encode())
+    for name, t in sorted(bb.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().to(torch.float32).contiguous().numpy().tobytes())
+    assert bb.fingerprint() == h.hexdigest()[:16]
+    with_film = TinyBackbone(
+        TinyBackboneConfig(
+            image_size=32, width=32, grid=4, keypoints=4, vision_depth=1, fusion_depth=1, film=True
+        ),
+        ("top",),
+    )
+    assert with_film.fingerprint() != bb.fingerprint()
