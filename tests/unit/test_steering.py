@@ -168,3 +168,22 @@ def test_fpo_raises_the_likelihood_of_good_chunks_and_lowers_that_of_bad_ones(sm
     # the good chunk became more likely (lower flow loss), the bad one less, relative to each other
     assert (after[0] - before[0]) < (after[1] - before[1])
     assert m["learner/fpo_clipped_frac"] >= 0.0 and np.isfinite(m["learner/loss"])
+
+
+def test_an_advantage_conditioned_head_loads_into_a_plain_robot_policy_with_its_guidance(
+    small_policy_cfg, obs_batch, tmp_path
+):
+    from learner.learner import with_cond_input
+
+    learner_vla = with_cond_input(_vla(small_policy_cfg), guidance=2.5)
+    with torch.no_grad():
+        learner_vla.expert.cond_embed.weight.normal_(0, 0.5)  # as if trained
+    path = save_head(learner_vla, tmp_path / "head-2.safetensors")
+    robot = _vla(small_policy_cfg)
+    robot.load_head(load_head_file(path).tensors, version=2)
+    assert robot.expert.cond_embed is not None and robot.cfg.act_guidance == 2.5
+    batch = obs_batch(3)
+    torch.testing.assert_close(
+        robot.act_batch(batch, generator=torch.Generator().manual_seed(5)),
+        learner_vla.act_batch(batch, generator=torch.Generator().manual_seed(5)),
+    )
