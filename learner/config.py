@@ -46,7 +46,9 @@ class LearnerConfig:
     beta: float = 1.0  # AWR temperature on standardised advantages
     w_max: float = 20.0  # weight clip
     positive_fraction: float = 0.3  # adv_conditioned: top fraction (per task) marked positive
-    cond_dropout: float = 0.3  # adv_conditioned: indicator dropped (for classifier-free guidance; ~30% as in RECAP)
+    cond_dropout: float = (
+        0.3  # adv_conditioned: indicator dropped (for classifier-free guidance; ~30% as in RECAP)
+    )
     guidance: float = 1.0  # adv_conditioned: guidance weight when acting (1 = no guidance)
     fpo_clip: float = 0.2  # fpo: PPO clip of the likelihood-ratio surrogate
     fpo_samples: int = 4  # fpo: (tau, noise) draws per sample for the flow-loss ratio estimate

@@ -295,10 +295,15 @@ def _bench_faults(overrides: list[str]) -> int:
     cfg = compose("bench_faults", overrides)
 
     def progress(r) -> None:  # one line per injection as it finishes
-        print(f"{r.fault}: {'survived' if r.survived else 'FAILED'} in {r.recovery_s:.2f} s: {r.detail}", flush=True)
+        print(
+            f"{r.fault}: {'survived' if r.survived else 'FAILED'} in {r.recovery_s:.2f} s: {r.detail}",
+            flush=True,
+        )
 
     result = run_faults(cfg, on_run=progress)
-    title = f"rlpost bench faults: each fault injected {cfg.times}x with real processes (SIGKILL, RLIMIT_FSIZE)"
+    title = (
+        f"rlpost bench faults: each fault injected {cfg.times}x with real processes (SIGKILL, RLIMIT_FSIZE)"
+    )
     print(format_table(result["rows"], title=title))
     print(f"wrote {write_json(f'{cfg.out}/results.json', result)}")
     return 0 if all(r["survived"] == r["injected"] for r in result["rows"]) else 1

@@ -181,7 +181,9 @@ def test_modes_that_rank_by_advantage_wait_for_labels(tmp_path, policy_dir):
         assert bc.replay.stats.episodes == 2
 
 
-def test_rlpost_learn_trains_publishes_and_resumes_from_the_command_line(two_mode_store, policy_dir, tmp_path, capsys):
+def test_rlpost_learn_trains_publishes_and_resumes_from_the_command_line(
+    two_mode_store, policy_dir, tmp_path, capsys
+):
     from rlpost.cli import main
 
     args = [
