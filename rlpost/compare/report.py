@@ -158,7 +158,7 @@ def curves(result: dict[str, Any]) -> dict[str, dict[str, dict[str, list[float]]
                     c["lo"].append(lo)
                     c["hi"].append(hi)
                     c["sph"].append(float(np.mean(per_seed)))
-                    c["sph_lo"].append(float(np.mean(per_seed)) - 1.96 * se)
+                    c["sph_lo"].append(max(0.0, float(np.mean(per_seed)) - 1.96 * se))
                     c["sph_hi"].append(float(np.mean(per_seed)) + 1.96 * se)
                 out[key][m] = c
     return out
