@@ -452,7 +452,11 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable[[list[str]], int]]] = {
         "RL vs curated imitation from one checkpoint: every method, equal robot time, paired seeds (--quick)",
         _compare,
     ),
-    ("learn",): ("train the action head offline on a store (awfm, adv_conditioned, curated, bc_all)", _learn),
+    ("learn",): (
+        "train the action head offline on a store (learner.mode: awfm, adv_conditioned, curated, bc_all, "
+        "takeovers, steer, fpo)",
+        _learn,
+    ),
     ("robot-server",): ("serve a robot driver over zmq for a robot actor", _robot_server),
     ("keys",): ("write a CURVE key pair for authenticated zmq links (out=keys name=robot-1)", _keys),
     ("teleop",): ("keyboard teleop of a robot's operator channel (--endpoint, --robot-id)", _teleop),
