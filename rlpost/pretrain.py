@@ -48,10 +48,16 @@ class SubgoalAuxConfig:
     weight: float = 0.0  # added to the flow loss as weight * MSE (normalised subgoal units)
     gripper_dim: int = -1  # action dim whose sign is the gripper command (> 0 closes)
     state_dims: list[int] = field(default_factory=lambda: [0, 1])  # state dims locating the gripper
+    # > 0: only samples with t < first_steps train the read-out. Early in an episode the next
+    # subgoal (which block) can only be told from the instruction, later the gripper's heading
+    # gives it away; restricting the loss to the start forces the prefix to ground the words.
+    first_steps: int = 0
 
     def __post_init__(self) -> None:
-        if self.weight < 0:
-            raise ValueError(f"pretrain: subgoal.weight={self.weight} must be >= 0")
+        if self.weight < 0 or self.first_steps < 0:
+            raise ValueError(
+                f"pretrain: subgoal.weight={self.weight} and subgoal.first_steps={self.first_steps} must be >= 0"
+            )
 
     def spec(self) -> SubgoalSpec | None:
         return SubgoalSpec(self.gripper_dim, list(self.state_dims)) if self.weight > 0 else None
@@ -118,13 +124,22 @@ class SubgoalAux(torch.nn.Module):
         self.register_buffer("mean", torch.from_numpy(targets.mean(0)))
         self.register_buffer("std", torch.from_numpy(targets.std(0) + 1e-3))
 
-    def loss(self, prefix: Prefix, subgoal: np.ndarray) -> torch.Tensor:
+    def loss(self, prefix: Prefix, subgoal: np.ndarray, keep: np.ndarray | None = None) -> torch.Tensor:
+        """MSE in normalised units over the samples ``keep`` (bool [B]; all if None)."""
         target = (torch.from_numpy(subgoal).to(self.mean.device) - self.mean) / self.std
-        return (self.head(prefix) - target).pow(2).mean()
+        err = (self.head(prefix) - target).pow(2).mean(-1)
+        if keep is None:
+            return err.mean()
+        m = torch.from_numpy(keep).to(err.device, err.dtype)
+        return (err * m).sum() / m.sum().clamp(min=1.0)
 
 
 def batch_losses(
-    vla: VLA, batch: ChunkBatch, aux: SubgoalAux | None = None, generator: torch.Generator | None = None
+    vla: VLA,
+    batch: ChunkBatch,
+    aux: SubgoalAux | None = None,
+    generator: torch.Generator | None = None,
+    first_steps: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Mean flow-matching loss of a chunk batch (padding past episode ends masked), and the
     subgoal loss when ``aux`` is given."""
@@ -140,7 +155,8 @@ def batch_losses(
         return per_sample.mean(), None
     if batch.subgoal is None:
         raise ValueError("pretrain: the subgoal loss needs a ChunkDataset built with a SubgoalSpec")
-    return per_sample.mean(), aux.loss(prefix, batch.subgoal)
+    keep = batch.t < first_steps if first_steps > 0 else None
+    return per_sample.mean(), aux.loss(prefix, batch.subgoal, keep)
 
 
 def batch_loss(vla: VLA, batch: ChunkBatch, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -221,7 +237,9 @@ def pretrain(cfg: PretrainConfig) -> PretrainResult:
             lr = _lr_at(step, cfg)
             for g in opt.param_groups:
                 g["lr"] = lr
-            loss, sub_loss = batch_losses(vla, train.sample(cfg.batch_size, rng), aux)
+            loss, sub_loss = batch_losses(
+                vla, train.sample(cfg.batch_size, rng), aux, first_steps=cfg.subgoal.first_steps
+            )
             total = loss if sub_loss is None else loss + cfg.subgoal.weight * sub_loss
             opt.zero_grad(set_to_none=True)
             total.backward()

@@ -52,3 +52,18 @@ def test_the_readout_ignores_padded_prefix_tokens():
     tokens2 = tokens.clone()
     tokens2[:, 3:] = 100.0  # padding changes, real tokens do not
     torch.testing.assert_close(head(Prefix(tokens2, mask)), a)
+
+
+def test_the_subgoal_loss_can_be_limited_to_the_first_steps_of_an_episode():
+    from rlpost.pretrain import SubgoalAux, SubgoalAuxConfig
+
+    torch.manual_seed(0)
+    aux = SubgoalAux(width=16, targets=np.array([[0.0, 0.0], [1.0, 1.0]], np.float32))
+    prefix = Prefix(torch.randn(3, 4, 16), torch.ones(3, 4, dtype=torch.bool))
+    subgoal = np.array([[0.0, 0.0], [1.0, 1.0], [50.0, 50.0]], np.float32)  # the last one is way off
+    keep = np.array([True, True, False])
+    limited = aux.loss(prefix, subgoal, keep)
+    torch.testing.assert_close(limited, aux.loss(prefix.index([0, 1]), subgoal[:2]))
+    assert aux.loss(prefix, subgoal) > 10 * limited  # the far target dominates when kept
+    with pytest.raises(ValueError, match="first_steps"):
+        SubgoalAuxConfig(weight=1.0, first_steps=-1)
