@@ -86,7 +86,8 @@ def practice(
         if op is not None:
             op.reset(seed=seed)
             op.observe(obs, info)
-        slots[i] = {"meta": meta, "obs": obs, "queue": [], "t": 0, "human": False}
+        o = observation_from_dict(obs, f"practice robot {i}", spec)
+        slots[i] = {"meta": meta, "obs": o, "queue": [], "t": 0, "human": False}
 
     for i in range(len(robots)):
         if todo:
@@ -105,13 +106,12 @@ def practice(
                         s["human_action"] = cmd.action
         need = [i for i, s in enumerate(slots) if s is not None and not s["human"] and not s["queue"]]
         if need:
-            obs_b = [observation_from_dict(slots[i]["obs"], f"practice robot {i}", spec) for i in need]
-            for i, chunk in zip(need, chunk_fn(obs_b), strict=True):
+            for i, chunk in zip(need, chunk_fn([slots[i]["obs"] for i in need]), strict=True):
                 slots[i]["queue"] = list(np.asarray(chunk, np.float32)[:execute])
         for i, s in enumerate(slots):
             if s is None:
                 continue
-            o = observation_from_dict(s["obs"], f"practice robot {i}", spec)
+            o = s["obs"]  # checked once per step, used for the policy call and the record
             if s["human"]:
                 if "human_action" not in s:
                     raise SchemaError(
@@ -138,7 +138,9 @@ def practice(
                     reward=float(reward),
                 ),
             )
-            s["obs"], s["t"] = obs, s["t"] + 1
+            s["t"] += 1
+            if not (terminated or truncated):
+                s["obs"] = observation_from_dict(obs, f"practice robot {i}", spec)
             totals["steps"] += 1
             totals["human"] += int(s["human"])
             if ops[i] is not None:

@@ -91,7 +91,7 @@ class TaskBench:
     """What every run of one task shares: the store with the demos, the base policy, its baseline
     evaluation, the reward-model labeler and the feature cache directory."""
 
-    def __init__(self, cfg: CompareConfig, task: str, base_sd: dict[str, torch.Tensor]) -> None:
+    def __init__(self, cfg: CompareConfig, task: str) -> None:
         self.cfg, self.task = cfg, task
         self.dir = Path(cfg.out) / task
         self.store = EpisodeStore.open(self.dir / "store")
@@ -100,7 +100,6 @@ class TaskBench:
         if n_demos == 0:
             raise ValueError(f"compare: {cfg.demos} holds no demonstrations of task {task!r}")
         log.info("compare %s: %d demonstrations (%d imported now)", task, n_demos, copied)
-        self.base_sd = base_sd
         self.labeler: Labeler | None = None
         if cfg.reward_model:
             vla = load_checkpoint(cfg.policy_checkpoint)
@@ -267,7 +266,7 @@ def run_compare(cfg: CompareConfig) -> dict[str, Any]:
     bar = tqdm(total=total, desc="compare", disable=not cfg.progress, dynamic_ncols=True)
     try:
         for task in cfg.tasks:
-            bench = TaskBench(cfg, task, base.state_dict())
+            bench = TaskBench(cfg, task)
             # the untouched policy's evaluation per round (same noise seeds as the others)
             baselines = {
                 s: [bench.evaluate(base, 7919 * s + r) for r in range(cfg.rounds)] for s in range(cfg.seeds)

@@ -23,7 +23,6 @@ run on the loop's thread pool and never stall the event loop.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import os
@@ -36,6 +35,7 @@ from aiohttp import web
 
 from rlpost.console.config import ConsoleConfig
 from rlpost.console.view import ALL_ROBOTS, CONSOLE_COMMANDS, ConsoleBackend, to_json
+from rlpost.transport.sockets import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class ConsoleServer:
         Raises:
             OSError: the host/port cannot be bound (names them).
         """
-        if not _is_loopback(self.cfg.host):
+        if not is_loopback(self.cfg.host):
             log.warning(
                 "console on %s is reachable from other machines over plain HTTP: the token can be sniffed; "
                 "prefer the default 127.0.0.1 and an SSH tunnel",
@@ -218,15 +218,6 @@ class ConsoleServer:
             ", ".join(f"{r.robot_id} {'ok' if r.ok else r.error}" for r in results),
         )
         return web.json_response({"results": [to_json(r) for r in results]})
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def read_console_file(session_dir: str | Path) -> dict[str, Any]:

@@ -31,7 +31,7 @@ def check_security(security: str, host: str, allow_remote_without_auth: bool, wh
         raise ValueError(
             f"{what}: security={security!r} is not available; choose one of {list(SECURITY_MODES)}"
         )
-    if security == "none" and not _is_loopback(host) and not allow_remote_without_auth:
+    if security == "none" and not is_loopback(host) and not allow_remote_without_auth:
         raise ValueError(
             f"{what}: refusing to listen on {host!r} without authentication; bind to {LOOPBACK}, "
             f"use security=curve with keys from `rlpost keys`, or set allow_remote_without_auth=true "
@@ -39,7 +39,8 @@ def check_security(security: str, host: str, allow_remote_without_auth: bool, wh
         )
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (localhost or a loopback address)."""
     if host == "localhost":
         return True
     try:

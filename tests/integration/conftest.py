@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="session")
@@ -16,3 +18,24 @@ def ray_session():
     ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+def save_tiny_policy(path: Path) -> Path:
+    """An untrained tiny VLA for the 32 px tabletop sim (state 6, action 3), saved at ``path``."""
+    from rlpost.policy import VLA, ExpertConfig, PolicyConfig, TinyBackboneConfig, save_checkpoint
+
+    torch.manual_seed(0)
+    vla = VLA(
+        PolicyConfig(
+            state_dim=6,
+            action_dim=3,
+            horizon=8,
+            num_steps=2,
+            cameras=["top"],
+            tiny=TinyBackboneConfig(
+                image_size=32, width=32, grid=4, keypoints=4, vision_depth=1, fusion_depth=1
+            ),
+            expert=ExpertConfig(width=32, depth=1),
+        )
+    )
+    return save_checkpoint(vla, path)

@@ -78,7 +78,7 @@ def test_a_run_whose_store_disagrees_with_its_report_is_refused(assets, tmp_path
         assets, tmp_path / "cmp2", methods=["pretrained", "demo_only"], seeds=1, rounds=1, takeovers=[False]
     )
     result = run_compare(cfg)
-    bench = TaskBench(cfg, "tabletop", {})
+    bench = TaskBench(cfg, "tabletop")
     fake = RunRecord("tabletop", False, "demo_only", 0, "self-demo_only-s0")
     fake.rounds.append(RoundRecord(1, 99, 1.0, 0, 0, 0, 0, [], [], []))
     with pytest.raises(RuntimeError, match="stored 3 practice episodes, its run reported 99"):

@@ -13,16 +13,15 @@ from pathlib import Path
 
 import pytest
 import requests
-import torch
 from playwright.sync_api import Page, sync_playwright
 
 from actors.config import ActorConfig, ControlConfig
 from rlpost.console import ConsoleConfig
 from rlpost.data import EpisodeStore
 from rlpost.metrics import LoggerConfig
-from rlpost.policy import VLA, ExpertConfig, PolicyConfig, TinyBackboneConfig, save_checkpoint
 from rlpost.session import PracticeConfig, RayConfig, Session
 from rlpost.sim import SimConfig
+from tests.integration.conftest import save_tiny_policy
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -31,21 +30,7 @@ CHROMIUM = "/usr/bin/chromium"  # Debian's package; .ci/run installs it (never `
 
 @pytest.fixture(scope="module")
 def policy(tmp_path_factory) -> str:
-    torch.manual_seed(0)
-    vla = VLA(
-        PolicyConfig(
-            state_dim=6,
-            action_dim=3,
-            horizon=8,
-            num_steps=2,
-            cameras=["top"],
-            tiny=TinyBackboneConfig(
-                image_size=32, width=32, grid=4, keypoints=4, vision_depth=1, fusion_depth=1
-            ),
-            expert=ExpertConfig(width=32, depth=1),
-        )
-    )
-    return str(save_checkpoint(vla, tmp_path_factory.mktemp("console-policy") / "policy"))
+    return str(save_tiny_policy(tmp_path_factory.mktemp("console-policy") / "policy"))
 
 
 def session_cfg(policy: str, out: Path, robots: int, hz: float, **kw) -> PracticeConfig:

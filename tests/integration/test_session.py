@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from actors.config import ActorConfig, ControlConfig
 from learner.config import LearnerConfig, ReplayConfig
@@ -16,9 +15,9 @@ from reward_models.practice_data import MixedConfig, collect_mixed
 from rlpost.collect import CollectConfig, collect
 from rlpost.data import EpisodeStore
 from rlpost.metrics import LoggerConfig
-from rlpost.policy import VLA, ExpertConfig, PolicyConfig, TinyBackboneConfig, save_checkpoint
 from rlpost.session import BudgetConfig, PracticeConfig, RayConfig, Session, SessionError, train_reward
 from rlpost.sim import SimConfig, SimOperatorConfig
+from tests.integration.conftest import save_tiny_policy
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -29,23 +28,7 @@ SIM = SimConfig(image_size=32, max_steps=30)
 def assets(tmp_path_factory):
     """A tiny policy, a few demos, and a tiny reward model trained on demos + scripted failures."""
     root = tmp_path_factory.mktemp("session-assets")
-    torch.manual_seed(0)
-    policy = save_checkpoint(
-        VLA(
-            PolicyConfig(
-                state_dim=6,
-                action_dim=3,
-                horizon=8,
-                num_steps=2,
-                cameras=["top"],
-                tiny=TinyBackboneConfig(
-                    image_size=32, width=32, grid=4, keypoints=4, vision_depth=1, fusion_depth=1
-                ),
-                expert=ExpertConfig(width=32, depth=1),
-            )
-        ),
-        root / "policy",
-    )
+    policy = save_tiny_policy(root / "policy")
     demos = root / "demos"
     collect(CollectConfig(episodes=6, out=str(demos), sim=SIM, progress=False))
     mixed = root / "rm-data"

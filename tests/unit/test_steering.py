@@ -21,6 +21,31 @@ def _vla(small_policy_cfg, **kw) -> VLA:
     return vla
 
 
+def _good_and_bad_chunk(vla: VLA, obs_batch, noise: torch.Tensor):
+    """One observation twice, the chunks the policy samples from ``noise`` [2, 8, 2], and a replay
+    batch giving the first chunk advantage +1 and the second -1."""
+    obs = obs_batch(1)
+    two = type(obs)(
+        {c: np.repeat(v, 2, 0) for c, v in obs.images.items()},
+        np.repeat(obs.state, 2, 0),
+        obs.instructions * 2,
+    )
+    prefix = vla.encode(two)
+    with torch.no_grad():
+        chunks = vla.sample(prefix, two.state, noise=noise)
+    batch = ReplayBatch(
+        keys=[("e", 0), ("e", 1)],
+        state=two.state,
+        actions=chunks.numpy(),
+        action_mask=np.ones((2, 8), bool),
+        adv=np.array([1.0, -1.0], np.float32),
+        human=np.zeros(2, bool),
+        task=np.array(["t", "t"]),
+        source=np.array(["autonomous", "autonomous"]),
+    )
+    return two, prefix, chunks, batch
+
+
 def test_inverting_a_sampled_chunk_gives_back_its_noise(small_policy_cfg, obs_batch):
     vla = _vla(small_policy_cfg)
     batch = obs_batch(4)
@@ -60,26 +85,8 @@ def test_the_steer_update_pulls_the_noise_mean_toward_good_chunks_and_leaves_exp
     vla.backbone.freeze()
     backbone0 = vla.backbone.fingerprint()
     expert0 = {k: v.clone() for k, v in vla.expert.state_dict().items()}
-    obs = obs_batch(1)
-    two = type(obs)(
-        {c: np.repeat(v, 2, 0) for c, v in obs.images.items()},
-        np.repeat(obs.state, 2, 0),
-        obs.instructions * 2,
-    )
-    prefix = vla.encode(two)
     good, bad = torch.full((8, 2), 1.0), torch.full((8, 2), -1.0)
-    with torch.no_grad():
-        chunks = vla.sample(prefix, two.state, noise=torch.stack([good, bad]))
-    batch = ReplayBatch(
-        keys=[("e", 0), ("e", 1)],
-        state=two.state,
-        actions=chunks.numpy(),
-        action_mask=np.ones((2, 8), bool),
-        adv=np.array([1.0, -1.0], np.float32),
-        human=np.zeros(2, bool),
-        task=np.array(["t", "t"]),
-        source=np.array(["autonomous", "autonomous"]),
-    )
+    two, prefix, _, batch = _good_and_bad_chunk(vla, obs_batch, torch.stack([good, bad]))
     cfg = LearnerConfig(mode="steer", beta=0.5)
     opt = torch.optim.Adam(vla.steer.parameters(), lr=3e-3)
     rng = np.random.default_rng(0)
@@ -122,27 +129,8 @@ def test_fpo_raises_the_likelihood_of_good_chunks_and_lowers_that_of_bad_ones(sm
 
     vla = _vla(small_policy_cfg)
     vla.backbone.freeze()
-    obs = obs_batch(1)
-    two = type(obs)(
-        {c: np.repeat(v, 2, 0) for c, v in obs.images.items()},
-        np.repeat(obs.state, 2, 0),
-        obs.instructions * 2,
-    )
-    prefix = vla.encode(two)
-    with torch.no_grad():
-        chunks = vla.sample(
-            prefix, two.state, noise=torch.randn(2, 8, 2, generator=torch.Generator().manual_seed(0))
-        )
-    batch = ReplayBatch(
-        keys=[("e", 0), ("e", 1)],
-        state=two.state,
-        actions=chunks.numpy(),
-        action_mask=np.ones((2, 8), bool),
-        adv=np.array([1.0, -1.0], np.float32),
-        human=np.zeros(2, bool),
-        task=np.array(["t", "t"]),
-        source=np.array(["autonomous", "autonomous"]),
-    )
+    noise = torch.randn(2, 8, 2, generator=torch.Generator().manual_seed(0))
+    two, prefix, chunks, batch = _good_and_bad_chunk(vla, obs_batch, noise)
     cfg = LearnerConfig(mode="fpo", fpo_samples=8)
     old = copy.deepcopy(vla.expert).requires_grad_(False)
     rng = np.random.default_rng(0)
