@@ -127,12 +127,10 @@ def curves(result: dict[str, Any]) -> dict[str, dict[str, dict[str, list[float]]
                     k: [] for k in ("hours", "success", "lo", "hi", "sph", "sph_lo", "sph_hi")
                 }
                 n_rounds = len(rs[0]["rounds"])
-                for r in range(-1, n_rounds):
-                    src = (base or rs) if r < 0 else rs
-                    ri = 0 if r < 0 else r
+                # round -1 is the anchor at 0 robot hours: the pretrained runs' first evaluation
+                for r in range(-1 if base else 0, n_rounds):
+                    src, ri = (base, 0) if r < 0 else (rs, r)
                     o = outcomes(src, list(cfg["tasks"]), ri)
-                    if r < 0 and not base:
-                        continue  # no pretrained runs to anchor round 0
                     k, n = int(o.success.sum()), len(o.success)
                     lo, hi = wilson_interval(k, n)
                     per_seed = [
