@@ -13,7 +13,7 @@ from typing import Any
 
 CAMERAS: tuple[str, ...] = ("top", "wrist")
 BUILTIN_TASKS: tuple[str, ...] = ("tabletop", "multistage")
-IMPERFECTION_KINDS: tuple[str, ...] = ("slow", "hesitant", "wrong_object_first")
+IMPERFECTION_KINDS: tuple[str, ...] = ("slow", "hesitant", "wrong_object_first", "missed_grasp")
 ROUTES: tuple[str, ...] = ("oracle", "safe", "hazard", "random")
 TRIGGERS: tuple[str, ...] = ("stall", "hazard", "wrong_object")
 
@@ -121,7 +121,9 @@ class ExpertConfig:
 
     Imperfect demos are still successful by design (they cost time, not the episode):
     ``slow`` moves at ``slow_factor`` of the speed, ``hesitant`` pauses now and then,
-    ``wrong_object_first`` goes to a non-instructed block first and then recovers.
+    ``wrong_object_first`` goes to a non-instructed block first and then recovers,
+    ``missed_grasp`` closes the gripper short of the named block, then opens and grasps it
+    (the recovery a policy needs after its own early close).
     """
 
     noise: float = 0.1  # std of Gaussian noise added to every action dimension

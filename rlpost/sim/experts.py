@@ -37,6 +37,11 @@ from rlpost.sim.world import (
 RELEASE_RADIUS = 0.025  # release the block this close to the ring's centre
 DECOY_HOVER_STEPS = 2  # a wrong-object-first demo lingers this long at the wrong block
 DECOY_TIMEOUT_STEPS = 40  # and gives up on it after this many steps whatever happens
+# A missed_grasp demo closes the gripper this far from the named block (out of grasp reach,
+# and wider than one step so an approach at top speed cannot skip the band), holds it
+# closed and still for MISS_STEPS, then opens and finishes the approach.
+MISS_BAND = (1.6 * GRASP_RADIUS, 1.6 * GRASP_RADIUS + MAX_SPEED + 0.01)
+MISS_STEPS = 3
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,8 @@ class Expert:
         self._decoy_left = DECOY_TIMEOUT_STEPS if decoy >= 0 else 0
         self._decoy_hover = 0
         self._pause_left = 0
+        self._miss_pending = kind == "missed_grasp"
+        self._miss_left = 0
         return self._info
 
     def _choose_route(self, state: SimState) -> str:
@@ -188,6 +195,13 @@ class Expert:
                 and abs(s.gripper[1] - b[1]) <= 0.6 * BUTTON_HALF
             )
             return b, over, free_speed
+        if self._miss_pending:  # a missed_grasp demo's early close (stage 0 only)
+            if self._miss_left == 0 and MISS_BAND[0] <= distance(s.gripper, block) <= MISS_BAND[1]:
+                self._miss_left = MISS_STEPS
+            if self._miss_left > 0:
+                self._miss_left -= 1
+                self._miss_pending = self._miss_left > 0
+                return s.gripper, True, 0.0
         at_block = distance(s.gripper, block) <= 0.7 * GRASP_RADIUS
         return block, at_block and not s.need_reopen, free_speed
 

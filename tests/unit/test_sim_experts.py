@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rlpost.sim import DemoInfo, ExpertConfig, make_expert, make_robot
-from rlpost.sim.world import distance
+from rlpost.sim.world import GRASP_RADIUS, distance
 
 
 def _demo(robot, expert, seed: int, kind: str | None = None) -> tuple[DemoInfo, dict, int, float]:
@@ -56,6 +56,28 @@ def test_wrong_object_first_demos_visit_another_block_before_recovering():
         demo, info, _, closest = _demo(robot, expert, seed, "wrong_object_first")
         assert demo.decoy_block != robot.sim_state().layout.target_block
         assert closest < 0.05 and info["is_success"]
+
+
+@pytest.mark.parametrize("task", ["tabletop", "multistage"])
+def test_missed_grasp_demos_close_short_of_the_block_then_reopen_and_succeed(task):
+    robot = make_robot(task)
+    expert = make_expert(robot, ExpertConfig(noise=0.05))
+    for seed in range(10):
+        robot.reset(seed=seed)
+        assert expert.reset(seed=seed, kind="missed_grasp").kind == "missed_grasp"
+        empty_closes, reopened, info = 0, False, {}
+        for _ in range(robot.max_steps):
+            _, _, term, trunc, info = robot.step(expert.act())
+            s = robot.sim_state()
+            if s.grip_closed and s.holding < 0 and s.stage == 0:
+                empty_closes += 1
+                tb = s.layout.target_block
+                assert distance(s.gripper, s.blocks[tb]) > GRASP_RADIUS  # a real miss, not a grasp
+            elif empty_closes and not s.grip_closed:
+                reopened = True
+            if term or trunc:
+                break
+        assert empty_closes >= 2 and reopened and info["is_success"], (seed, empty_closes, info)
 
 
 def test_each_demo_reports_its_kind_at_the_configured_rate():
