@@ -116,16 +116,16 @@ class RobotRunner:
             RobotDisconnected: robot=zmq and the robot-server does not answer.
         """
         from rlpost.policy import load_checkpoint  # torch: only where a policy runs
-        from rlpost.sim import SimulatedOperator, make_robot
+        from rlpost.sim import SimulatedOperator, make_robot, with_policy_cameras
 
+        vla = load_checkpoint(cfg.policy).eval()
+        pc = vla.cfg
         robot: Robot
-        if cfg.robot == "sim":
-            robot = make_robot(cfg.task, dataclasses.replace(cfg.sim, task=cfg.task))
+        if cfg.robot == "sim":  # a simulated robot renders the cameras its policy reads
+            robot = make_robot(cfg.task, with_policy_cameras(dataclasses.replace(cfg.sim, task=cfg.task), pc.cameras))
         else:
             robot = ZmqRobot(cfg.endpoint, cfg.bridge, cfg.robot_id)
         spec = robot.robot_spec
-        vla = load_checkpoint(cfg.policy).eval()
-        pc = vla.cfg
         if sorted(pc.cameras) != sorted(spec.cameras) or (pc.state_dim, pc.action_dim) != (
             spec.state_dim,
             spec.action_dim,

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from rlpost.interfaces import observation_from_dict
 from rlpost.policy import VLA, ObsBatch, load_checkpoint
 from rlpost.schema import Observation
-from rlpost.sim import SimConfig, make_robot
+from rlpost.sim import SimConfig, make_robot, with_policy_cameras
 
 log = logging.getLogger(__name__)
 
@@ -214,9 +214,5 @@ def evaluate_checkpoint(cfg: EvalConfig) -> EvalResult:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     vla = load_checkpoint(cfg.checkpoint, device=cfg.device)
-    sim_cameras = tuple(cfg.sim.cameras)
-    if sorted(sim_cameras) != sorted(vla.cfg.cameras):
-        raise ValueError(
-            f"policy {cfg.checkpoint} uses cameras {vla.cfg.cameras}, the sim gives {list(sim_cameras)}"
-        )
+    cfg = dataclasses.replace(cfg, sim=with_policy_cameras(cfg.sim, vla.cfg.cameras))
     return evaluate(vla_chunk_fn(vla, torch.Generator().manual_seed(cfg.seed)), cfg)

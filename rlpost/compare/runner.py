@@ -37,6 +37,7 @@ from rlpost.evaluation import EvalConfig, EvalResult, evaluate, vla_chunk_fn
 from rlpost.metrics import MetricsLogger
 from rlpost.policy import VLA, load_checkpoint
 from rlpost.session import import_episodes
+from rlpost.sim import with_policy_cameras
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +261,8 @@ def run_compare(cfg: CompareConfig) -> dict[str, Any]:
         dataclasses.asdict(cfg),
     )
     base = load_checkpoint(cfg.policy_checkpoint)
+    # the simulated robots render the cameras the policy reads (practice and evaluation alike)
+    cfg = dataclasses.replace(cfg, sim=with_policy_cameras(cfg.sim, base.cfg.cameras))
     runs: list[RunRecord] = []
     budgets: dict[str, Any] = {}
     total = len(cfg.tasks) * len(cfg.takeovers) * cfg.seeds * len(cfg.methods)

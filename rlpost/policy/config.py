@@ -119,7 +119,8 @@ class PolicyConfig:
         bad = [i for i in self.state_keep if not 0 <= i < max(self.state_dim, 1)] if self.state_dim else []
         if bad or len(set(self.state_keep)) != len(self.state_keep):
             raise ValueError(
-                f"policy.state_keep={list(self.state_keep)} must be distinct indices into the {self.state_dim} state dims"
+                f"policy.state_keep={list(self.state_keep)} must be distinct indices into the {self.state_dim} state dims "
+                "(policy.state_keep=[] keeps them all)"
             )
 
     @property

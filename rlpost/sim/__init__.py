@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from rlpost.sim.base import SimRobot
 from rlpost.sim.bench import benchmark_sim
-from rlpost.sim.config import ExpertConfig, PeerConfig, SimConfig, SimOperatorConfig
+from rlpost.sim.config import ExpertConfig, PeerConfig, SimConfig, SimOperatorConfig, with_policy_cameras
 from rlpost.sim.experts import DemoInfo, Expert, make_expert
 from rlpost.sim.operator import SimulatedOperator, Takeover
 from rlpost.sim.peer import PEERS, PeerRobot, make_peer
@@ -38,4 +38,5 @@ __all__ = [
     "make_peer",
     "make_robot",
     "run_episode",
+    "with_policy_cameras",
 ]

@@ -7,7 +7,9 @@ Fields left at ``None`` take the task's default (see :data:`TASK_DEFAULTS`).
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -44,7 +46,10 @@ class SimConfig:
 
     task: str = "tabletop"
     image_size: int = 64  # h = w of every camera image, pixels
-    cameras: tuple[str, ...] = ("top",)  # subset of CAMERAS; "wrist" is a zoomed crop around the gripper
+    # Subset of CAMERAS; "wrist" is a zoomed crop around the gripper. Where a policy drives the
+    # sim (eval, practice, compare) the sim renders the policy's cameras instead
+    # (:func:`with_policy_cameras`); this setting is for collection, benchmarks and tests.
+    cameras: tuple[str, ...] = ("top",)
     wrist_zoom: int = 2  # magnification of the wrist camera; image_size must be divisible by it
     max_steps: int | None = None  # step limit; the episode is truncated (timeout) when reached
     control_hz: float = 10.0  # declared in the RobotSpec; the sim itself is not real time
@@ -113,6 +118,12 @@ class SimConfig:
             if values[key] is None:
                 values[key] = value
         return SimConfig(**values)
+
+
+def with_policy_cameras(sim: SimConfig, cameras: Sequence[str]) -> SimConfig:
+    """``sim`` rendering exactly the cameras a policy reads: a simulated robot can show any
+    camera, and a policy needs all of its own (an unknown camera name fails in SimConfig)."""
+    return dataclasses.replace(sim, cameras=tuple(cameras))
 
 
 @dataclass

@@ -46,17 +46,22 @@ def test_collect_pretrain_resume_and_eval(tmp_path, capsys):
         assert {m.extra["demo_kind"] for m in metas} - {"clean"}  # imperfect demos are tagged
         ep = s.read_episode(metas[0].episode_id)
         assert ep.policy_version.tolist() == [-1] * len(ep.action) and not ep.intervention.any()
+        assert sorted(ep.images) == ["top", "wrist"]  # collect records both cameras by default
+        assert {m.extra["demo_route"] for m in metas} == {"bottom"}  # the safe route by default
 
     # a run stopped at step 6 of 10 ...
     args = ["pretrain", f"store={store}", f"out={run}", "val_every=3", "ckpt_every=3", *SMALL]
     assert main([*args, "steps=6"]) == 0
-    assert load_checkpoint(run / "checkpoints" / "last").cfg.state_dim == 6
+    pc = load_checkpoint(run / "checkpoints" / "last").cfg
+    # the sim's x, y and holding flag reach the expert, not the copycat dims
+    assert pc.state_dim == 6 and pc.state_keep == [0, 1, 5] and pc.cameras == ["top", "wrist"]
     # ... continues from its checkpoint: steps 7..10 only, never repeating 1..6
     assert main([*args, "steps=10"]) == 0
     steps = [m["step"] for m in read_metrics(run)]
     assert steps == list(range(1, 11))
     assert json.loads((run / "policy" / "config.json").read_text())["extra"]["step"] == 10
 
+    # eval's sim renders the policy's two cameras though sim.cameras defaults to the top view alone
     out = tmp_path / "eval.json"
     assert (
         main(

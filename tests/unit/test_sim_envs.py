@@ -9,7 +9,7 @@ import pytest
 
 from rlpost.interfaces import Robot, observation_from_dict
 from rlpost.schema import SchemaError
-from rlpost.sim import ExpertConfig, SimConfig, benchmark_sim, make_expert, make_robot
+from rlpost.sim import ExpertConfig, SimConfig, benchmark_sim, make_expert, make_robot, with_policy_cameras
 from rlpost.sim.world import HAZARD, WALL
 
 TASK_NAMES = ["tabletop", "multistage"]
@@ -306,3 +306,11 @@ def test_benchmark_reports_steps_per_second():
     out = benchmark_sim("multistage", steps=200)
     assert out["steps"] == 200 and out["steps_per_s"] > 0 and out["episodes"] >= 1
     assert out["cameras"] == ["top"] and out["image_size"] == 64
+
+
+def test_a_sim_driven_by_a_policy_renders_exactly_the_policy_cameras():
+    sim = with_policy_cameras(SimConfig(cameras=("top",)), ["wrist", "top"])
+    obs, _ = make_robot("tabletop", sim).reset(seed=0)
+    assert sorted(obs["images"]) == ["top", "wrist"]
+    with pytest.raises(ValueError, match="unknown camera 'side'"):
+        with_policy_cameras(SimConfig(), ["top", "side"])
