@@ -84,7 +84,8 @@ def _eval(overrides: list[str]) -> int:
     print(
         format_table(
             [r.row()],
-            title=f"eval {cfg.checkpoint} on {cfg.task} (seeds {cfg.seed}..{cfg.seed + cfg.episodes - 1})",
+            title=f"eval {cfg.checkpoint}{' + ' + cfg.head if cfg.head else ''} on {cfg.task} "
+            f"(seeds {cfg.seed}..{cfg.seed + cfg.episodes - 1})",
         )
     )
     if cfg.out:

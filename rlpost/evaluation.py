@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from rlpost.interfaces import observation_from_dict
 from rlpost.policy import VLA, ObsBatch, load_checkpoint
+from rlpost.policy.checkpoint import apply_head, load_head_file
 from rlpost.schema import Observation
 from rlpost.sim import SimConfig, make_robot, with_policy_cameras
 
@@ -36,6 +37,9 @@ class EvalConfig:
     """Settings of `rlpost eval`."""
 
     checkpoint: str = "runs/pretrain/policy"  # the policy's checkpoint directory (also `policy=` on the CLI)
+    # a head file published by a learner (`<learner>/heads/head-NNNNNN.safetensors`) to load into
+    # the checkpoint before evaluating: how a session's heads did, one by one, on the same seeds
+    head: str = ""
     task: str = "tabletop"
     episodes: int = 100
     seed: int = 100_000  # episode i uses env seed `seed + i` (paired across policies)
@@ -214,5 +218,7 @@ def evaluate_checkpoint(cfg: EvalConfig) -> EvalResult:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     vla = load_checkpoint(cfg.checkpoint, device=cfg.device)
+    if cfg.head:  # refused if it was trained on another backbone (CheckpointError names both)
+        apply_head(vla, load_head_file(cfg.head))
     cfg = dataclasses.replace(cfg, sim=with_policy_cameras(cfg.sim, vla.cfg.cameras))
     return evaluate(vla_chunk_fn(vla, torch.Generator().manual_seed(cfg.seed)), cfg)

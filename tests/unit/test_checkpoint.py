@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -18,6 +19,7 @@ from rlpost.policy import (
     save_checkpoint,
     save_head,
 )
+from rlpost.policy.config import TinyBackboneConfig
 
 
 def _trained_looking(vla: VLA) -> VLA:
@@ -128,3 +130,37 @@ def test_unknown_config_keys_of_an_old_release_are_dropped_with_a_warning(tmp_pa
     (ckpt / "config.json").write_text(json.dumps(cfg))
     load_checkpoint(ckpt)
     assert "retired_option" in caplog.text
+
+
+def test_eval_of_a_published_head_matches_the_learner_policy_and_refuses_a_foreign_head(
+    tmp_path, small_policy_cfg
+):
+    from rlpost.evaluation import EvalConfig, evaluate, evaluate_checkpoint, vla_chunk_fn
+    from rlpost.sim import SimConfig
+
+    cfg = small_policy_cfg(
+        state_dim=6,
+        action_dim=3,
+        tiny=TinyBackboneConfig(image_size=64, width=64, grid=4, keypoints=8, vision_depth=1, fusion_depth=1),
+    )
+    base = VLA(cfg)
+    save_checkpoint(base, tmp_path / "pre")
+    learner = load_checkpoint(tmp_path / "pre")
+    with torch.no_grad():  # a head that acts differently: a constant push right
+        learner.expert.action_out.bias.copy_(torch.tensor([-3.0, 0.0, 0.0]))
+    learner.head_version = 4
+    head = save_head(learner, tmp_path / "head-000004.safetensors")
+    ev = EvalConfig(checkpoint=str(tmp_path / "pre"), episodes=4, num_envs=2, progress=False)
+    with_head = evaluate_checkpoint(dataclasses.replace(ev, head=str(head)))
+    plain = evaluate_checkpoint(ev)
+    direct = evaluate(
+        vla_chunk_fn(learner, torch.Generator().manual_seed(ev.seed)),
+        dataclasses.replace(ev, sim=SimConfig()),
+    )
+    assert with_head.per_episode == direct.per_episode  # the head file is what the learner ran
+    assert [e.final_progress for e in with_head.per_episode] != [e.final_progress for e in plain.per_episode]
+    foreign = VLA(cfg)  # another backbone
+    foreign.head_version = 1
+    other = save_head(foreign, tmp_path / "head-foreign.safetensors")
+    with pytest.raises(CheckpointError, match="trained on backbone"):
+        evaluate_checkpoint(dataclasses.replace(ev, head=str(other)))
