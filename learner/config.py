@@ -59,6 +59,10 @@ class LearnerConfig:
     curated_fastest: float = 1.0  # curated: keep this fastest fraction of successes per task
     batch_size: int = 64
     lr: float = 1e-4
+    # Linear warm-up of the head's learning rate over the first updates: the pretrained head
+    # ends a cosine schedule near lr 0, and a fresh AdamW at full lr moves every weight by ~lr
+    # on its first steps whatever the gradient's size.
+    warmup_updates: int = 0
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
     publish_every: int = 100  # updates between published head versions (also checkpoints)
@@ -82,8 +86,18 @@ class LearnerConfig:
             raise ValueError(
                 f"learner: fpo_clip={self.fpo_clip} must be in (0, 1), fpo_samples={self.fpo_samples} >= 1"
             )
+        if self.lr <= 0 or self.warmup_updates < 0:
+            raise ValueError(
+                f"learner: lr={self.lr} must be > 0 and warmup_updates={self.warmup_updates} >= 0"
+            )
         if self.execute < 1 or self.batch_size < 1 or self.publish_every < 1:
             raise ValueError("learner: execute, batch_size and publish_every must be >= 1")
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of update ``step`` (0-based): linear warm-up, then constant."""
+        if step < self.warmup_updates:
+            return self.lr * (step + 1) / self.warmup_updates
+        return self.lr
 
     @property
     def needs_labels(self) -> bool:

@@ -146,6 +146,9 @@ class Learner:
         batch = self.replay.sample(self.cfg.batch_size, self.rng)
         prefix = self.cache.prefixes(batch.keys)
         self.vla.train()
+        lr = self.cfg.lr_at(self.step)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
         loss, metrics = batch_loss(self.vla, prefix, batch, self.cfg, self.rng, self.old_expert)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -156,6 +159,7 @@ class Learner:
         metrics.update(
             {
                 "learner/grad_norm": float(grad),
+                "learner/lr": lr,
                 "learner/update_s": time.perf_counter() - t0,
                 "learner/cache_hit_rate": s.hit_rate,
                 "learner/replay_episodes": self.replay.stats.episodes,

@@ -24,7 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rlpost.collect import CollectConfig, collect
+from rlpost.compare.stats import EpisodeOutcomes, paired_bootstrap
 from rlpost.evaluation import EvalConfig, EvalResult, evaluate_checkpoint
 from rlpost.metrics import LoggerConfig
 from rlpost.pretrain import PretrainConfig, pretrain
@@ -85,6 +88,38 @@ class DemoResult:
     stage_seconds: dict[str, float]
     wall_s: float
     practice: dict[str, Any]  # the practice session's summary (throughput, broadcast latency)
+    # after − before on the same evaluation seeds: {"success"|"succ_per_hour": {diff, lo, hi, n}}
+    paired: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def paired_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """After − before, per statistic, with a paired-bootstrap 95% interval over the evaluation seeds.
+
+    Both evaluations ran the same seeds, so the paired interval is much narrower than the
+    two Wilson intervals side by side suggest.
+
+    Raises:
+        ValueError: an evaluation lacks its per-episode outcomes, or the seeds differ.
+    """
+    for name, r in (("before", before), ("after", after)):
+        if "episode_seeds" not in r:
+            raise ValueError(
+                f"demo: the {name} evaluation has no per-episode outcomes (a stages.json from an older "
+                f"rlpost); delete its eval_{name} entry from stages.json to re-run it"
+            )
+    if before["episode_seeds"] != after["episode_seeds"]:
+        raise ValueError("demo: the before and after evaluations ran different seeds; they cannot be paired")
+    n = len(before["episode_seeds"])
+
+    def outcomes(r: dict[str, Any]) -> EpisodeOutcomes:
+        return EpisodeOutcomes(
+            np.asarray(r["episode_success"], bool),
+            np.asarray(r["episode_duration_s"], float),
+            np.zeros(n, int),
+        )
+
+    diffs = paired_bootstrap(outcomes(after), outcomes(before))
+    return {k: {"diff": d.diff, "lo": d.lo, "hi": d.hi, "n": d.n} for k, d in diffs.items()}
 
 
 class _Stages:
@@ -161,7 +196,10 @@ def run_demo(cfg: DemoConfig, on_status: Callable[[str], None] | None = None) ->
         )
         r: EvalResult = evaluate_checkpoint(ecfg)
         d = dataclasses.asdict(r)
-        d.pop("per_episode")
+        episodes = d.pop("per_episode")  # kept compact: what the paired before/after test needs
+        d["episode_seeds"] = [e["seed"] for e in episodes]
+        d["episode_success"] = [e["outcome"] == "success" for e in episodes]
+        d["episode_duration_s"] = [e["duration_s"] for e in episodes]
         return d
 
     before = stages.run("eval_before", lambda: evaluate(policy), seconds)
@@ -227,6 +265,7 @@ def run_demo(cfg: DemoConfig, on_status: Callable[[str], None] | None = None) ->
         stage_seconds=seconds,
         wall_s=time.perf_counter() - t0,
         practice={k: v for k, v in practice.items() if k != "episodes_detail"},
+        paired=paired_change(before, after),
     )
     write_json(out / "demo_result.json", dataclasses.asdict(result))
     return result
@@ -241,4 +280,23 @@ def result_table(cfg: DemoConfig, r: DemoResult) -> str:
         f"{max(1, min(cfg.warmup_episodes, cfg.practice_episodes // 2))} practice episodes (simulated operators)"
     )
     stages = "  ".join(f"{k} {v:.0f}s" for k, v in r.stage_seconds.items())
-    return format_table(r.rows, TABLE_COLUMNS, title) + f"\nstages: {stages}\nwall: {r.wall_s:.0f} s"
+    return (
+        format_table(r.rows, TABLE_COLUMNS, title)
+        + "\n"
+        + paired_text(r.paired)
+        + f"\nstages: {stages}\nwall: {r.wall_s:.0f} s"
+    )
+
+
+def paired_text(paired: dict[str, dict[str, float]]) -> str:
+    """One line: after − before with paired 95% intervals, '(n.s.)' where the interval covers 0."""
+
+    def one(name: str, d: dict[str, float], digits: int) -> str:
+        s = f"{name} {d['diff']:+.{digits}f} [{d['lo']:+.{digits}f}, {d['hi']:+.{digits}f}]"
+        return s + (" (n.s.)" if d["lo"] <= 0.0 <= d["hi"] else "")
+
+    n = paired["success"]["n"]
+    return (
+        f"after − before, paired over the same {n} episodes (bootstrap 95%): "
+        f"{one('success', paired['success'], 3)}, {one('successes/hour', paired['succ_per_hour'], 1)}"
+    )

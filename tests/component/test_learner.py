@@ -124,6 +124,25 @@ def test_backbone_is_bit_identical_after_training_and_only_the_head_has_optimize
     assert learner.cache.stats.hit_rate > 0.9  # 12 episodes encoded once, then reused
 
 
+def test_warmup_ramps_the_learning_rate_and_a_resume_continues_the_ramp(two_mode_store, policy_dir, tmp_path):
+    cfg = LearnerConfig(batch_size=8, lr=1e-3, warmup_updates=4, publish_every=2)
+    run = tmp_path / "run"
+    with EpisodeStore.open(two_mode_store) as store:
+        first = Learner(cfg, store, policy_dir, run)
+        first.replay.refresh()
+        lrs = []
+        for _ in range(2):
+            lrs.append(first.update()["learner/lr"])
+            assert first.opt.param_groups[0]["lr"] == lrs[-1]
+        first.checkpoint_and_publish()
+        second = Learner(cfg, store, policy_dir, run)  # resumes at step 2: the ramp goes on
+        second.replay.refresh()
+        lrs += [second.update()["learner/lr"] for _ in range(4)]
+    assert lrs == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    with pytest.raises(ValueError, match="warmup_updates"):
+        LearnerConfig(warmup_updates=-1)
+
+
 def test_resume_continues_the_same_step_and_version_without_repeating_or_skipping(
     two_mode_store, policy_dir, tmp_path
 ):
