@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from rlpost.collect import CollectConfig, collect
-from rlpost.compare.stats import EpisodeOutcomes, paired_bootstrap
+from rlpost.compare.stats import EpisodeOutcomes, PairedDiff, paired_bootstrap
 from rlpost.evaluation import EvalConfig, EvalResult, evaluate_checkpoint
 from rlpost.metrics import LoggerConfig
 from rlpost.pretrain import PretrainConfig, pretrain
@@ -88,11 +88,11 @@ class DemoResult:
     stage_seconds: dict[str, float]
     wall_s: float
     practice: dict[str, Any]  # the practice session's summary (throughput, broadcast latency)
-    # after − before on the same evaluation seeds: {"success"|"succ_per_hour": {diff, lo, hi, n}}
-    paired: dict[str, dict[str, float]] = field(default_factory=dict)
+    # after − before on the same evaluation seeds: {"success"|"succ_per_hour": PairedDiff as a dict}
+    paired: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def paired_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, float]]:
+def paired_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """After − before, per statistic, with a paired-bootstrap 95% interval over the evaluation seeds.
 
     Both evaluations ran the same seeds, so the paired interval is much narrower than the
@@ -119,7 +119,7 @@ def paired_change(before: dict[str, Any], after: dict[str, Any]) -> dict[str, di
         )
 
     diffs = paired_bootstrap(outcomes(after), outcomes(before))
-    return {k: {"diff": d.diff, "lo": d.lo, "hi": d.hi, "n": d.n} for k, d in diffs.items()}
+    return {k: dataclasses.asdict(d) for k, d in diffs.items()}
 
 
 class _Stages:
@@ -288,15 +288,10 @@ def result_table(cfg: DemoConfig, r: DemoResult) -> str:
     )
 
 
-def paired_text(paired: dict[str, dict[str, float]]) -> str:
+def paired_text(paired: dict[str, dict[str, Any]]) -> str:
     """One line: after − before with paired 95% intervals, '(n.s.)' where the interval covers 0."""
-
-    def one(name: str, d: dict[str, float], digits: int) -> str:
-        s = f"{name} {d['diff']:+.{digits}f} [{d['lo']:+.{digits}f}, {d['hi']:+.{digits}f}]"
-        return s + (" (n.s.)" if d["lo"] <= 0.0 <= d["hi"] else "")
-
-    n = paired["success"]["n"]
+    success, per_hour = PairedDiff(**paired["success"]), PairedDiff(**paired["succ_per_hour"])
     return (
-        f"after − before, paired over the same {n} episodes (bootstrap 95%): "
-        f"{one('success', paired['success'], 3)}, {one('successes/hour', paired['succ_per_hour'], 1)}"
+        f"after − before, paired over the same {success.n} episodes (bootstrap 95%): "
+        f"success {success.text(3)}, successes/hour {per_hour.text(1)}"
     )
