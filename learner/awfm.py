@@ -8,6 +8,9 @@
     steer            L = mean_b w_b · ‖μ_φ(o_b) − clip(z_b)‖², w as in awfm; z_b = the noise the fixed expert
                      turns into the recorded chunk (Euler inversion of the flow), μ_φ the steering
                      net's noise mean (DSRL-style noise-space steering; the expert is not trained)
+    steer_distill    the steer loss; in the distillation phase (``teacher`` given) instead
+                     L = mean_b ‖v_θ(x_τ, τ | o_b) − (ε − ã_b)‖², ã_b ~ the frozen steered policy at o_b:
+                     the expert learns to draw from plain noise what the steered policy draws
     fpo              L = −mean_b min(r_b Â_b, clip(r_b, 1 ± c) Â_b), r_b = exp(L̂_old(a_b) − L̂_θ(a_b)) with
                      L̂ the flow-matching loss on the same (τ, ε) draws: flow policy optimisation
                      (McAllister et al. 2025), head only; a person's steps get the top advantage
@@ -124,6 +127,33 @@ def fpo_loss(
     }
 
 
+def steer_loss(
+    vla: VLA, prefix: Prefix, batch: ReplayBatch, cfg: LearnerConfig
+) -> tuple[Tensor, dict[str, float]]:
+    """AWR of the steering net's noise mean onto the (clipped) noise behind each recorded chunk."""
+    w, metrics = batch_weights(batch, cfg)
+    z = vla.invert(prefix, batch.state, batch.actions).clamp(-NOISE_CLIP, NOISE_CLIP)
+    err = (vla.steer_mean(prefix, batch.state) - z).pow(2).mean(-1)  # [B, H]
+    m = torch.from_numpy(batch.action_mask).to(err.dtype)
+    per_sample = (err * m).sum(-1) / m.sum(-1).clamp(min=1.0)
+    loss = (per_sample * torch.from_numpy(w)).mean()
+    metrics["learner/loss"] = float(loss.detach())
+    metrics["learner/steer_abs_mean"] = float(z.abs().mean())
+    return loss, metrics
+
+
+def distill_loss(
+    vla: VLA, teacher: VLA, prefix: Prefix, batch: ReplayBatch, rng: np.random.Generator
+) -> tuple[Tensor, dict[str, float]]:
+    """Flow matching of ``vla``'s expert onto chunks the frozen steered ``teacher`` samples at the
+    batch's observations (whole chunks: the teacher's are never cut by an episode's end)."""
+    gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+    with torch.no_grad():
+        target = teacher.sample(prefix, batch.state, generator=gen)
+    loss = vla.flow_loss(prefix, batch.state, target, generator=gen).mean()
+    return loss, {"learner/loss": float(loss.detach()), "learner/distill_loss": float(loss.detach())}
+
+
 def batch_loss(
     vla: VLA,
     prefix: Prefix,
@@ -131,8 +161,10 @@ def batch_loss(
     cfg: LearnerConfig,
     rng: np.random.Generator,
     old_expert: torch.nn.Module | None = None,
+    teacher: VLA | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
-    """The loss of one batch under ``cfg.mode`` and its metrics (``old_expert``: fpo's reference head).
+    """The loss of one batch under ``cfg.mode`` and its metrics (``old_expert``: fpo's reference
+    head; ``teacher``: steer_distill's frozen steered policy, given in its distillation phase).
 
     Raises:
         SchemaError: NaN/Inf in the batch's states, actions or (for modes that use them) advantages.
@@ -163,16 +195,13 @@ def batch_loss(
         loss, stats = fpo_loss(vla, old_expert, prefix, batch, cfg, rng)
         metrics.update(stats)
         return loss, metrics
-    elif cfg.mode == "steer":
-        w, stats = batch_weights(batch, cfg)
+    elif cfg.mode == "steer_distill" and teacher is not None:
+        loss, stats = distill_loss(vla, teacher, prefix, batch, rng)
         metrics.update(stats)
-        z = vla.invert(prefix, batch.state, batch.actions).clamp(-NOISE_CLIP, NOISE_CLIP)
-        err = (vla.steer_mean(prefix, batch.state) - z).pow(2).mean(-1)  # [B, H]
-        m = mask.to(err.dtype)
-        per_sample = (err * m).sum(-1) / m.sum(-1).clamp(min=1.0)
-        loss = (per_sample * torch.from_numpy(w)).mean()
-        metrics["learner/loss"] = float(loss.detach())
-        metrics["learner/steer_abs_mean"] = float(z.abs().mean())
+        return loss, metrics
+    elif cfg.mode in ("steer", "steer_distill"):
+        loss, stats = steer_loss(vla, prefix, batch, cfg)
+        metrics.update(stats)
         return loss, metrics
     elif cfg.mode == "adv_conditioned":
         c = condition_indicator(batch, cfg, rng)

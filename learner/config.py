@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from learner.advantages import ADVANTAGE_KINDS
 from rlpost.names import unknown_name_error
 
-MODES = ("awfm", "adv_conditioned", "curated", "bc_all", "takeovers", "steer", "fpo")
+MODES = ("awfm", "adv_conditioned", "curated", "bc_all", "takeovers", "steer", "steer_distill", "fpo")
 HUMAN_CREDIT = ("positive", "valued")
 
 
@@ -39,6 +39,8 @@ class LearnerConfig:
     # on shared draws; head only; the old head is the last published one).
     # steer: the expert stays fixed; a noise-space steering net (shipped with the head) learns
     # by advantage-weighted regression onto the noise that produced each recorded chunk.
+    # steer_distill: steer, then distil the steered policy into the expert before each publish
+    # (the shipped head acts with plain noise: the improvement lives in the expert's weights).
     mode: str = "awfm"
     advantage: str = "nstep"  # nstep | mc | gae | progress_delta
     execute: int = 4  # k: actions executed per chunk (the n of the n-step advantage)
@@ -53,6 +55,8 @@ class LearnerConfig:
     fpo_clip: float = 0.2  # fpo: PPO clip of the likelihood-ratio surrogate
     fpo_samples: int = 4  # fpo: (tau, noise) draws per sample for the flow-loss ratio estimate
     steer_bound: float = 1.0  # steer: largest |noise mean| the steering net may pick (standard-normal units)
+    # steer_distill: share of each publish period's updates that distil (the rest train the steering net)
+    distill_fraction: float = 0.5
     human_credit: str = (
         "positive"  # positive: a person's actions get the top weight (RECAP); valued: like any
     )
@@ -86,6 +90,10 @@ class LearnerConfig:
             raise ValueError(
                 f"learner: fpo_clip={self.fpo_clip} must be in (0, 1), fpo_samples={self.fpo_samples} >= 1"
             )
+        if not 0 < self.distill_fraction < 1:
+            raise ValueError(f"learner.distill_fraction={self.distill_fraction} must be in (0, 1)")
+        if self.mode == "steer_distill" and self.publish_every < 2:
+            raise ValueError("learner mode steer_distill needs publish_every >= 2 (steer, then distil, per period)")
         if self.lr <= 0 or self.warmup_updates < 0:
             raise ValueError(
                 f"learner: lr={self.lr} must be > 0 and warmup_updates={self.warmup_updates} >= 0"
@@ -99,7 +107,11 @@ class LearnerConfig:
             return self.lr * (step + 1) / self.warmup_updates
         return self.lr
 
+    def distill_updates(self) -> int:
+        """steer_distill: the number of distillation updates that end each publish period (>= 1)."""
+        return max(1, min(self.publish_every - 1, round(self.publish_every * self.distill_fraction)))
+
     @property
     def needs_labels(self) -> bool:
         """Modes that rank samples by advantage need reward labels."""
-        return self.mode in ("awfm", "adv_conditioned", "steer", "fpo")
+        return self.mode in ("awfm", "adv_conditioned", "steer", "steer_distill", "fpo")

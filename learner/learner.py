@@ -88,7 +88,7 @@ class Learner:
         vla = load_checkpoint(self.last if resuming else policy_dir)
         if cfg.mode == "adv_conditioned" and not vla.cfg.expert.use_cond:
             vla = with_cond_input(vla, cfg.guidance)
-        if cfg.mode == "steer" and vla.steer is None:
+        if cfg.mode in ("steer", "steer_distill") and vla.steer is None:
             vla = with_steering(vla, cfg.steer_bound)
         vla.backbone.freeze()
         self.vla = vla
@@ -96,6 +96,9 @@ class Learner:
         self.opt = torch.optim.AdamW(self.trainable(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # fpo's reference policy: the head as last published (the one the robots practised with)
         self.old_expert = copy.deepcopy(vla.expert).requires_grad_(False) if cfg.mode == "fpo" else None
+        # steer_distill's frozen steered policy, snapshot when a period's distillation phase begins
+        # (after a crash mid-phase, the resumed state is snapshot again: a slightly later teacher)
+        self.teacher: VLA | None = None
         self.rng = np.random.default_rng(seed)
         self.step = 0
         self.version = vla.head_version
@@ -112,7 +115,9 @@ class Learner:
                     dropped,
                     self.step,
                 )
-        self.publisher = HeadPublisher(self.run_dir / "heads")
+        # a fresh run continues the versions of the checkpoint it starts from; a resumed one whose
+        # heads directory is still empty has checkpointed its first version but not published it
+        self.publisher = HeadPublisher(self.run_dir / "heads", after=self.version - 1 if resuming else self.version)
         if self.version > self.publisher.latest:
             self.publisher.publish(
                 self.vla, self.version
@@ -128,7 +133,8 @@ class Learner:
 
     def trainable(self) -> list[torch.nn.Parameter]:
         """What the mode updates: the steering net alone in steer mode (DSRL leaves the expert
-        as pretrained), the whole head otherwise."""
+        as pretrained), the whole head otherwise (steer_distill: each phase's loss reaches only
+        its own part; AdamW skips parameters without a gradient)."""
         if self.cfg.mode == "steer":
             assert self.vla.steer is not None
             return list(self.vla.steer.parameters())
@@ -138,6 +144,22 @@ class Learner:
         meta = self.store.meta(episode_id)
         frames = self.store.read_frames(episode_id, np.arange(meta.length))
         return frames.images, meta.instruction
+
+    def distilling(self) -> bool:
+        """steer_distill: whether the next update is in the distillation phase that ends each
+        publish period (the steering net trains in the rest of it)."""
+        if self.cfg.mode != "steer_distill":
+            return False
+        p = self.cfg.publish_every
+        return self.step % p >= p - self.cfg.distill_updates()
+
+    def _teacher(self) -> VLA | None:
+        if not self.distilling():
+            return None
+        if self.teacher is None:  # the steered policy as it stands; the backbone is shared, not copied
+            self.teacher = copy.deepcopy(self.vla, memo={id(self.vla.backbone): self.vla.backbone})
+            self.teacher.requires_grad_(False).eval()
+        return self.teacher
 
     # -- one update -----------------------------------------------------------------------------------------
     def update(self) -> dict[str, float]:
@@ -149,7 +171,8 @@ class Learner:
         lr = self.cfg.lr_at(self.step)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        loss, metrics = batch_loss(self.vla, prefix, batch, self.cfg, self.rng, self.old_expert)
+        teacher = self._teacher()
+        loss, metrics = batch_loss(self.vla, prefix, batch, self.cfg, self.rng, self.old_expert, teacher)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         grad = torch.nn.utils.clip_grad_norm_(self.trainable(), self.cfg.grad_clip)
@@ -200,6 +223,14 @@ class Learner:
             raise RuntimeError(
                 "learner: the backbone's weights changed; it must stay frozen. Not publishing."
             )
+        if self.cfg.mode == "steer_distill":
+            # what ships is the distilled expert acting from plain noise: the steering net's last
+            # layer is zeroed (a fresh net's start), so robots keep its shape and it adds nothing
+            assert self.vla.steer is not None
+            with torch.no_grad():
+                for p in self.vla.steer.mlp[-1].parameters():
+                    p.zero_()
+            self.teacher = None
         self.version += 1
         self.vla.head_version = self.version
         state = {"step": self.step, "version": self.version, "numpy_rng": self.rng.bit_generator.state}

@@ -35,11 +35,13 @@ def published_versions(directory: str | Path) -> list[int]:
 class HeadPublisher:
     """Writes each new head as the next version; never reuses or skips a version number."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, after: int = 0) -> None:
+        """``after``: the version to continue from while the directory holds no head yet (a learner
+        that starts from a checkpoint of head version v publishes v + 1 first)."""
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         versions = published_versions(self.dir)
-        self.latest = versions[-1] if versions else 0
+        self.latest = versions[-1] if versions else after
 
     def publish(self, vla: VLA, version: int) -> Path:
         """Write ``vla``'s head as ``version`` (must be the next one, or the latest again after a restart).

@@ -455,7 +455,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable[[list[str]], int]]] = {
     ),
     ("learn",): (
         "train the action head offline on a store (learner.mode: awfm, adv_conditioned, curated, bc_all, "
-        "takeovers, steer, fpo)",
+        "takeovers, steer, steer_distill, fpo)",
         _learn,
     ),
     ("robot-server",): ("serve a robot driver over zmq for a robot actor", _robot_server),

@@ -19,6 +19,7 @@ METHODS: tuple[str, ...] = (
     "awfm",  # advantage-weighted flow matching of the head
     "adv_conditioned",  # advantage-indicator input + classifier-free guidance (RECAP)
     "steer",  # noise-space steering net, expert untouched (DSRL)
+    "steer_distill",  # steer, then distil the steered policy into the expert each round
     "fpo",  # flow policy optimisation: clipped likelihood-ratio policy gradient on the head
 )
 # learner.mode (and replay overrides) per learning method
@@ -30,6 +31,7 @@ METHOD_MODES: dict[str, str] = {
     "awfm": "awfm",
     "adv_conditioned": "adv_conditioned",
     "steer": "steer",
+    "steer_distill": "steer_distill",
     "fpo": "fpo",
 }
 CONTROLS: tuple[str, ...] = ("demo_only", "curated")  # every method's paired difference against these
@@ -84,7 +86,7 @@ class CompareConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"compare.{name}={getattr(self, name)} must be >= 1")
-        needs_rm = [m for m in self.methods if m in ("awfm", "adv_conditioned", "steer", "fpo")]
+        needs_rm = [m for m in self.methods if m in ("awfm", "adv_conditioned", "steer", "steer_distill", "fpo")]
         if needs_rm and not self.reward_model:
             raise ValueError(
                 f"compare: methods {needs_rm} rank steps by advantage and need reward_model=<checkpoint>"

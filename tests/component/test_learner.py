@@ -17,14 +17,23 @@ GOOD, BAD = 0.6, -0.6  # the two action modes
 T = 10
 
 
-def _write_episode(store: EpisodeStore, rng, eid: str, mode: float, outcome: str, source: str = "autonomous"):
+def _write_episode(
+    store: EpisodeStore,
+    rng,
+    eid: str,
+    mode: float,
+    outcome: str,
+    source: str = "autonomous",
+    image: np.ndarray | None = None,
+):
+    """One episode of constant action ``mode``; its frames are random unless ``image`` is given."""
     meta = EpisodeMeta(eid, "twomode", "move", "r0", "s0", source)
     store.begin(meta)
     for t in range(T):
         store.append(
             eid,
             StepRecord(
-                images={"top": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)},
+                images={"top": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) if image is None else image},
                 state=np.zeros(2, np.float32),
                 action=np.full(2, mode, np.float32),
                 policy_action=np.full(2, mode, np.float32),
@@ -57,16 +66,33 @@ def two_mode_store(tmp_path_factory):
     return root / "store"
 
 
+@pytest.fixture(scope="module")
+def one_view_store(tmp_path_factory):
+    """The two modes under one unchanging view: which mode a chunk takes is up to the flow's
+    noise alone (with a fresh random frame per step the head memorises each frame's mode, and
+    there is no choice left in the noise for a steering net to learn)."""
+    root = tmp_path_factory.mktemp("oneview")
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    with EpisodeStore.open(root / "store") as store:
+        for i in range(12):
+            good = i % 2 == 0
+            _write_episode(
+                store, rng, f"ep{i:02d}", GOOD if good else BAD, "success" if good else "failure", image=image
+            )
+    return root / "store", image
+
+
 @pytest.fixture
 def policy_dir(tmp_path, small_policy_cfg):
     torch.manual_seed(0)
     return save_checkpoint(VLA(small_policy_cfg(horizon=4)), tmp_path / "policy")
 
 
-def _good_fraction(vla: VLA, n: int = 96) -> float:
+def _good_fraction(vla: VLA, n: int = 96, image: np.ndarray | None = None) -> float:
     rng = np.random.default_rng(1)
     batch = ObsBatch(
-        {"top": rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)},
+        {"top": rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8) if image is None else np.stack([image] * n)},
         np.zeros((n, 2), np.float32),
         ["move"] * n,
     )
@@ -221,3 +247,47 @@ def test_rlpost_learn_trains_publishes_and_resumes_from_the_command_line(
     assert main([*args, "updates=8"]) == 0  # resumes at step 6: version 3 at step 8
     assert published_versions(tmp_path / "run" / "heads") == [1, 2, 3]
     assert "head_version" in capsys.readouterr().out
+
+
+def test_steer_distill_alternates_its_phases_and_each_trains_only_its_part(two_mode_store, policy_dir, tmp_path):
+    cfg = LearnerConfig(mode="steer_distill", batch_size=8, lr=1e-2, publish_every=4, distill_fraction=0.5)
+    with EpisodeStore.open(two_mode_store) as store:
+        learner = Learner(cfg, store, policy_dir, tmp_path / "run")
+        learner.replay.refresh()
+        phases = []
+        for _ in range(4):
+            expert0 = {k: v.clone() for k, v in learner.vla.expert.state_dict().items()}
+            steer0 = {k: v.clone() for k, v in learner.vla.steer.state_dict().items()}
+            distilling = learner.distilling()
+            phases.append(distilling)
+            learner.update()
+            expert_moved = any(not torch.equal(v, expert0[k]) for k, v in learner.vla.expert.state_dict().items())
+            steer_moved = any(not torch.equal(v, steer0[k]) for k, v in learner.vla.steer.state_dict().items())
+            assert (expert_moved, steer_moved) == (distilling, not distilling), learner.step
+        assert phases == [False, False, True, True]
+        learner.checkpoint_and_publish()
+    # what ships acts from plain noise: the steering net's output is exactly zero
+    shipped = load_head_file(tmp_path / "run" / "heads" / "head-000001.safetensors").tensors
+    assert not np.any(shipped["steer.mlp.4.weight"]) and not np.any(shipped["steer.mlp.4.bias"])
+    assert learner.teacher is None
+
+
+@pytest.mark.slow
+def test_steering_and_its_distillation_pick_the_good_mode_that_imitation_leaves_to_chance(
+    one_view_store, policy_dir, tmp_path
+):
+    """From a head that imitates both modes, the steering net learns to start the flow where the
+    good mode comes out, and steer_distill puts that choice into the expert: the published head
+    alone, acting from plain noise, prefers it."""
+    store, image = one_view_store
+    no_demos = ReplayConfig(demo_fraction=0.0)
+    both = _train(store, policy_dir, tmp_path / "bc", mode="bc_all", replay=no_demos)
+    start = _good_fraction(both.vla, image=image)
+    steered = _train(store, both.last, tmp_path / "st", mode="steer", beta=0.5, replay=no_demos)
+    learner = _train(store, both.last, tmp_path / "sd", mode="steer_distill", beta=0.5, replay=no_demos)
+    # a learner that starts from another's checkpoint (head version 2) continues its versions
+    assert published_versions(tmp_path / "sd" / "heads") == [3, 4]
+    actor = load_checkpoint(learner.last)
+    assert not actor.steer.mlp[-1].bias.any() and not actor.steer.mlp[-1].weight.any()
+    fractions = (start, _good_fraction(steered.vla, image=image), _good_fraction(actor, image=image))
+    assert fractions[1] >= start + 0.1 and fractions[2] >= max(0.85, start + 0.2), fractions

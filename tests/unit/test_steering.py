@@ -175,3 +175,52 @@ def test_an_advantage_conditioned_head_loads_into_a_plain_robot_policy_with_its_
         robot.act_batch(batch, generator=torch.Generator().manual_seed(5)),
         learner_vla.act_batch(batch, generator=torch.Generator().manual_seed(5)),
     )
+
+
+def test_distillation_moves_the_plain_noise_policy_onto_the_steered_one(small_policy_cfg, obs_batch):
+    import copy
+
+    student = with_steering(_vla(small_policy_cfg), bound=1.5)
+    student.backbone.freeze()
+    backbone0 = student.backbone.fingerprint()
+    teacher = copy.deepcopy(student)
+    with torch.no_grad():
+        teacher.steer.mlp[-1].bias.fill_(1.2)  # a steered policy that draws well away from the head's own
+    steer0 = {k: v.clone() for k, v in student.steer.state_dict().items()}
+    batch = obs_batch(4)
+    prefix = student.encode(batch)
+    replay = ReplayBatch(
+        keys=[("e", i) for i in range(4)],
+        state=batch.state,
+        actions=np.zeros((4, 8, 2), np.float32),  # not used: the teacher's chunks are the targets
+        action_mask=np.ones((4, 8), bool),
+        adv=np.zeros(4, np.float32),
+        human=np.zeros(4, bool),
+        task=np.array(["t"] * 4),
+        source=np.array(["autonomous"] * 4),
+    )
+
+    def gap() -> float:
+        g = torch.Generator().manual_seed(11)
+        with torch.no_grad():
+            own = torch.stack([student.sample(prefix, batch.state, generator=g) for _ in range(8)]).mean(0)
+            want = torch.stack([teacher.sample(prefix, batch.state, generator=g) for _ in range(8)]).mean(0)
+        return (own - want).abs().mean().item()
+
+    with torch.no_grad():
+        student.steer.mlp[-1].bias.zero_()
+    before = gap()
+    cfg = LearnerConfig(mode="steer_distill")
+    opt = torch.optim.Adam(student.expert.parameters(), lr=3e-3)
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        loss, metrics = batch_loss(student, prefix, replay, cfg, rng, teacher=teacher)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = gap()
+    assert after < 0.5 * before, (before, after)
+    assert np.isfinite(metrics["learner/distill_loss"])
+    assert student.backbone.fingerprint() == backbone0
+    for k, v in student.steer.state_dict().items():  # the distillation phase trains the expert only
+        assert torch.equal(v, steer0[k]), k
