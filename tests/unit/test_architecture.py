@@ -11,7 +11,13 @@ PACKAGES = ("rlpost", "actors", "learner", "reward_models")
 # The research harness (rlpost/compare) runs learners and labelers the way the session does.
 # The fault bench (rlpost bench faults) wires real sessions, runners and learners the same way.
 WIRING = {
-    "rlpost/session.py",
+    # the session package (rlpost.session): its config, inputs, learner, robots and driver
+    "rlpost/session/__init__.py",
+    "rlpost/session/config.py",
+    "rlpost/session/inputs.py",
+    "rlpost/session/learner_service.py",
+    "rlpost/session/robots.py",
+    "rlpost/session/session.py",
     "rlpost/session_console.py",  # the session's side of the operator console (polls actors, sends commands)
     "rlpost/cli.py",
     "rlpost/compare/config.py",
