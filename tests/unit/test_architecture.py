@@ -20,6 +20,7 @@ WIRING = {
     "rlpost/session/session.py",
     "rlpost/session_console.py",  # the session's side of the operator console (polls actors, sends commands)
     "rlpost/cli.py",
+    "rlpost/cli_bench.py",  # the `rlpost bench` handlers of the CLI
     "rlpost/compare/config.py",
     "rlpost/compare/runner.py",
     "rlpost/faults.py",
