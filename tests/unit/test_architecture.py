@@ -24,7 +24,13 @@ WIRING = {
     "rlpost/compare/config.py",
     "rlpost/compare/runner.py",
     "rlpost/faults.py",
-    "rlpost/fault_scenarios.py",
+    # the fault scenarios (rlpost.fault_scenarios), one module per fault family
+    "rlpost/fault_scenarios/__init__.py",
+    "rlpost/fault_scenarios/common.py",
+    "rlpost/fault_scenarios/learner_faults.py",
+    "rlpost/fault_scenarios/robot_server_faults.py",
+    "rlpost/fault_scenarios/session_faults.py",
+    "rlpost/fault_scenarios/store_faults.py",
     "rlpost/bench/fleet_bench.py",  # rlpost bench fleet: real sessions of robot actors, timed
 }
 # A robot-side process must not pay for torch just to speak the schema.
