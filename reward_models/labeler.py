@@ -184,7 +184,7 @@ class Labeler:
 
 
 class LabelerActor:
-    """Thin shell for a Ray actor (``ray.remote`` is applied in rlpost/session.py): labels episodes
+    """Thin shell for a Ray actor (``ray.remote`` is applied in rlpost/session/): labels episodes
     as they finish during a practice session. No math here; see :class:`Labeler`."""
 
     def __init__(self, cfg: LabelConfig) -> None:

@@ -11,13 +11,26 @@ PACKAGES = ("rlpost", "actors", "learner", "reward_models")
 # The research harness (rlpost/compare) runs learners and labelers the way the session does.
 # The fault bench (rlpost bench faults) wires real sessions, runners and learners the same way.
 WIRING = {
-    "rlpost/session.py",
+    # the session package (rlpost.session): its config, inputs, learner, robots and driver
+    "rlpost/session/__init__.py",
+    "rlpost/session/config.py",
+    "rlpost/session/inputs.py",
+    "rlpost/session/learner_service.py",
+    "rlpost/session/robots.py",
+    "rlpost/session/session.py",
     "rlpost/session_console.py",  # the session's side of the operator console (polls actors, sends commands)
     "rlpost/cli.py",
+    "rlpost/cli_bench.py",  # the `rlpost bench` handlers of the CLI
     "rlpost/compare/config.py",
     "rlpost/compare/runner.py",
     "rlpost/faults.py",
-    "rlpost/fault_scenarios.py",
+    # the fault scenarios (rlpost.fault_scenarios), one module per fault family
+    "rlpost/fault_scenarios/__init__.py",
+    "rlpost/fault_scenarios/common.py",
+    "rlpost/fault_scenarios/learner_faults.py",
+    "rlpost/fault_scenarios/robot_server_faults.py",
+    "rlpost/fault_scenarios/session_faults.py",
+    "rlpost/fault_scenarios/store_faults.py",
     "rlpost/bench/fleet_bench.py",  # rlpost bench fleet: real sessions of robot actors, timed
 }
 # A robot-side process must not pay for torch just to speak the schema.

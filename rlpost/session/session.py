@@ -1,39 +1,8 @@
-"""The practice session on Ray: robots, operators, store, labeler, learner and head publishing.
+"""The :class:`Session` driver: starts Ray, the learner and the robot actors, dispatches
+episodes, offers new heads and shuts down cleanly; and the :class:`SessionSummary` it returns.
 
-    session = Session(PracticeConfig(...), on_status=print)
-    summary = session.run()          # start(), practise until the budget or Ctrl-C, shutdown()
-
-This is the only core module (besides the CLI) that imports actors/, learner/ and
-reward_models/, and the only place ``ray.remote`` is applied. The pieces:
-
-- one Ray actor per robot (:class:`actors.robot_actor.RobotActor`, ``max_concurrency >= 2``
-  so ``status()`` and ``offer_weights()`` answer while ``run()`` is busy), or several
-  simulated robots per actor process (:class:`RobotGroup`) for CPU efficiency. Each robot
-  records every step straight into the session's episode store (multi-writer), with its
-  simulated operator (or a person's device) on its operator channel. With
-  ``ray.robot_resources`` each robot's actor asks for the custom resource ``robot:<id>``,
-  so it lands on the host that declares it (one owner per robot).
-- :class:`LearnerService`: the labeler (labels each newly finished episode with the reward
-  model) and the learner (k updates per cycle, publishing a head every
-  ``learner.publish_every``). It runs in the driver by default: on a 2-core machine a
-  second torch process only adds start-up and contention, and the driver has nothing else
-  to do. ``ray.learner_actor=true`` (implied by ``ray.learner_gpus > 0``) runs the same
-  class as a Ray actor that asks for the GPUs.
-- every new head is ``ray.put`` once as a dict of numpy arrays and that one ref is offered
-  to every robot actor; robots load it between chunks, and the steps they record carry
-  the version.
-
-Session directory (``out``)::
-
-    session.json        session id, runs (start/stop times), config of the latest run
-    store/              the episode store: imported demos + practice episodes + labels
-    learner/            checkpoints/last, heads/head-<v>.safetensors, features/, metrics.jsonl
-    metrics.jsonl       fleet metrics (robot/<id>/..., fleet/...) and wandb/ (offline)
-    session.log         this process's log lines
-    summary.json        the final summary (robots, learner, throughput, broadcast latency)
-
-``resume=true`` continues a session directory: same id, learner from its checkpoint,
-budgets count everything the directory already holds.
+The overview (the pieces, the session directory, resume) is the package docstring,
+:mod:`rlpost.session`.
 """
 
 from __future__ import annotations
@@ -47,43 +16,26 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from actors.config import ActorConfig, ControlConfig
+from actors.config import ActorConfig
 from actors.control_loop import EpisodeReport
-from actors.live_view import FrameWindow
 from actors.robot_actor import RobotActor
-from actors.runner import ActorStatus, RobotRunner, RobotSnapshot
-from learner.config import LearnerConfig
-from learner.learner import Learner
-from reward_models.config import LabelConfig, RewardTrainConfig
-from reward_models.labeler import Labeler
-from reward_models.train import TrainResult, train_reward_model
-from rlpost.console import ConsoleConfig
+from actors.runner import ActorStatus
 from rlpost.data.episode_store import EpisodeStore
-from rlpost.fleet_status import EpisodeOutcome, FleetTracker, RobotLive, rate
-from rlpost.metrics import LoggerConfig, MetricsLogger
+from rlpost.fleet_status import FleetTracker, RobotLive, rate
+from rlpost.metrics import MetricsLogger
 from rlpost.report import write_json
-from rlpost.schema import StepRecord
+from rlpost.session.config import PracticeConfig
+from rlpost.session.inputs import import_episodes
+from rlpost.session.learner_service import LearnerService, LearnerTick
+from rlpost.session.robots import RobotGroup, _outcome, _Robot
 
 log = logging.getLogger(__name__)
-
-__all__ = [
-    "BudgetConfig",
-    "LearnerConfig",
-    "PracticeConfig",
-    "RayConfig",
-    "RewardTrainConfig",
-    "Session",
-    "SessionError",
-    "SessionSummary",
-    "import_episodes",
-    "train_reward",
-]
 
 PRACTICE_SEED = 1_000_000  # robot i's episodes use seeds PRACTICE_SEED + i * SEED_STRIDE + n
 SEED_STRIDE = 100_000
@@ -94,344 +46,6 @@ class SessionError(RuntimeError):
     """The session cannot keep going (a robot actor died for good, a bad session directory)."""
 
 
-# ------------------------------------------------------------------------------------- config
-@dataclass
-class RayConfig:
-    """Where the session's actors run."""
-
-    address: str = ""  # "": start a local Ray; "auto" or "host:port": join a running cluster
-    num_cpus: int = 0  # local Ray only; 0: the machine's cores, raised to fit the session's actors
-    include_dashboard: bool = False  # the dashboard costs ~200 MB
-    log_to_driver: bool = False  # actors' log lines go to Ray's log files, not the terminal
-    robot_resources: bool = False  # pin robot <id>'s actor with the custom resource {"robot:<id>": 1}
-    actor_num_cpus: float = 1.0  # per robot actor (Ray gives it that many torch threads, 1 if fractional)
-    robots_per_actor: int = 1  # >1: several simulated robots share one actor process
-    actor_max_restarts: int = 2  # a crashed robot actor comes back (its in-flight episode is recovered)
-    learner_actor: bool = False  # run the learner + labeler as a Ray actor instead of in the driver
-    learner_gpus: float = 0.0  # > 0: the learner actor asks Ray for this many GPUs
-    learner_num_cpus: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.robots_per_actor < 1:
-            raise ValueError(f"ray.robots_per_actor={self.robots_per_actor} must be >= 1")
-        if self.robot_resources and self.robots_per_actor > 1:
-            raise ValueError(
-                "ray.robot_resources pins one robot per actor to its host; it cannot be combined with "
-                f"ray.robots_per_actor={self.robots_per_actor}"
-            )
-        if self.learner_gpus < 0 or self.actor_num_cpus <= 0 or self.learner_num_cpus <= 0:
-            raise ValueError("ray: learner_gpus must be >= 0, actor_num_cpus and learner_num_cpus > 0")
-        if self.learner_gpus > 0:
-            self.learner_actor = True  # a GPU is asked for by an actor, not the driver
-        if self.address and self.num_cpus:
-            raise ValueError("ray.num_cpus applies to a local Ray only; a cluster declares its own CPUs")
-
-
-@dataclass
-class BudgetConfig:
-    """When practice stops (whichever comes first; all 0: only Ctrl-C stops it).
-
-    Counts are totals of the session directory, so a resumed session continues to them.
-    """
-
-    episodes: int = 0  # practice episodes (all robots)
-    robot_hours: float = 0.0  # robot time of practice episodes (simulated time for sims)
-    updates: int = 0  # learner updates
-
-    def __post_init__(self) -> None:
-        if self.episodes < 0 or self.robot_hours < 0 or self.updates < 0:
-            raise ValueError("budget: episodes, robot_hours and updates must be >= 0 (0: no limit)")
-
-
-def _default_actor() -> ActorConfig:
-    # Simulated robots with simulated operators, faster than real time. policy, store, task,
-    # robot_id, session_id and seed are filled in per robot by the session.
-    return ActorConfig(
-        policy="runs/pretrain/policy",
-        sim_operator=True,
-        control=ControlConfig(realtime=False, execute=4, lead_steps=2),
-    )
-
-
-@dataclass
-class PracticeConfig:
-    """Settings of `rlpost practice`."""
-
-    out: str = "runs/practice"  # the session directory
-    policy_checkpoint: str = "runs/pretrain/policy"  # the VLA to start from (`policy=` on the CLI)
-    demos: str = ""  # an episode store of demonstrations, imported into the session store once
-    reward_model: str = ""  # reward model checkpoint (rm-v<N>); needed when learner.mode uses labels
-    task: str = "tabletop"
-    robots: int = 2
-    robot_ids: list[str] = field(default_factory=list)  # names; empty: sim-0 .. sim-<robots-1>
-    endpoints: list[str] = field(default_factory=list)  # actor.robot=zmq: one robot-server per robot
-    actor: ActorConfig = field(default_factory=_default_actor)  # template for every robot
-    learner: LearnerConfig = field(default_factory=LearnerConfig)
-    learn: bool = True  # False: robots practise and record, nothing is trained (warm-up, data collection)
-    learn_after: int = 4  # practice episodes in the store before the first update
-    updates_per_cycle: int = 10  # learner updates between looks at the robots
-    # At most this many learner updates per finished practice episode (0: as fast as it can).
-    # On a small machine an unthrottled learner in the driver takes the robots' CPU.
-    max_updates_per_episode: float = 0.0
-    budget: BudgetConfig = field(default_factory=BudgetConfig)
-    ray: RayConfig = field(default_factory=RayConfig)
-    resume: bool = False  # continue the session in `out`
-    status_every_s: float = 10.0  # the status table (0: never)
-    status_window: int = 20  # success and takeovers over each robot's last N episodes
-    stop_timeout_s: float = 120.0  # on shutdown, wait this long for robots to finish their episode
-    seed: int = 0
-    threads: int = 1  # torch threads of the learner (in the driver or its actor)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
-    console: ConsoleConfig = field(default_factory=ConsoleConfig)  # the operators' web page
-
-    def __post_init__(self) -> None:
-        if self.robot_ids:
-            if self.robots not in (0, len(self.robot_ids)):
-                raise ValueError(f"robots={self.robots} but robot_ids names {len(self.robot_ids)} robots")
-            if len(set(self.robot_ids)) != len(self.robot_ids):
-                raise ValueError(f"robot_ids {self.robot_ids} names a robot twice")
-            self.robots = len(self.robot_ids)
-        if self.robots < 1:
-            raise ValueError(f"robots={self.robots} must be >= 1")
-        if self.actor.robot == "zmq" and len(self.endpoints) != self.robots:
-            raise ValueError(
-                f"actor.robot=zmq needs one robot-server endpoint per robot: {self.robots} robots, "
-                f"{len(self.endpoints)} endpoints"
-            )
-        if self.actor.robot == "zmq" and self.ray.robots_per_actor > 1:
-            raise ValueError("ray.robots_per_actor > 1 is for simulated robots only")
-        if self.updates_per_cycle < 1 or self.learn_after < 0 or self.status_window < 1:
-            raise ValueError("updates_per_cycle and status_window must be >= 1, learn_after >= 0")
-        if self.max_updates_per_episode < 0:
-            raise ValueError(
-                f"max_updates_per_episode={self.max_updates_per_episode} must be >= 0 (0: no cap)"
-            )
-        if self.budget.updates and not self.learn:
-            raise ValueError("budget.updates with learn=false would never be reached")
-
-    def check_learning(self) -> None:
-        """Raises ValueError when learning needs reward labels and no reward model is given.
-
-        (Checked when the session starts, not in ``__post_init__``: `rlpost demo` trains the
-        reward model after composing this config.)
-        """
-        if self.learn and self.learner.needs_labels and not self.reward_model:
-            raise ValueError(
-                f"learner.mode={self.learner.mode} ranks samples by advantage and needs reward labels: "
-                "set reward_model=<dir of rm-v<N>> (rlpost train-reward), or learner.mode=curated/bc_all"
-            )
-
-    def robot_names(self) -> list[str]:
-        return list(self.robot_ids) or [f"sim-{i}" for i in range(self.robots)]
-
-
-# ------------------------------------------------------------------------------ demos and rewards
-def import_episodes(src: str | Path, dst: EpisodeStore, task: str = "") -> int:
-    """Copy every finished episode of ``src`` (of ``task``, if given) into ``dst`` once (same ids,
-    meta and outcome).
-
-    Demonstrations are imported into the session store so replay can mix them with
-    practice; an id already in ``dst`` is left alone, so importing twice copies nothing.
-
-    Returns:
-        How many episodes were copied now.
-
-    Raises:
-        StoreError: ``src`` is not an episode store, or one of its files is corrupt (names it).
-    """
-    have = {m.episode_id for m in dst.episodes()}
-    copied = 0
-    with EpisodeStore.open(src, create=False, recover=False) as s:
-        for m in s.episodes(task=task or None):
-            if m.episode_id in have:
-                continue
-            ep = s.read_episode(m.episode_id)
-            begin = dataclasses.replace(
-                m, outcome="running", marked_by="none", length=0, episode_index=-1, duration_s=0.0
-            )
-            dst.begin(begin)
-            for t in range(len(ep.action)):
-                dst.append(
-                    m.episode_id,
-                    StepRecord(
-                        images={c: ep.images[c][t] for c in ep.images},
-                        state=ep.state[t],
-                        action=ep.action[t],
-                        policy_action=ep.policy_action[t],
-                        intervention=bool(ep.intervention[t]),
-                        policy_version=int(ep.policy_version[t]),
-                        t_ns=int(ep.t_ns[t]),
-                        frame_index=int(ep.frame_index[t]),
-                        reward=float(ep.reward[t]),
-                    ),
-                )
-            dst.finish(m.episode_id, m.outcome, m.marked_by)
-            copied += 1
-    return copied
-
-
-def train_reward(cfg: RewardTrainConfig) -> TrainResult:
-    """Train a reward model (reward_models.train); here so pipelines in core can call it."""
-    return train_reward_model(cfg)
-
-
-# ----------------------------------------------------------------------------------- learner
-@dataclass(frozen=True)
-class LearnerTick:
-    """What one learner cycle did (crosses the process boundary when the learner is an actor)."""
-
-    step: int  # learner updates so far (session total)
-    version: int  # latest published head version
-    updates: int  # updates done in this cycle
-    labelled: int  # episodes labelled in this cycle
-    seconds: float  # wall time of the updates
-    loss: float  # last update's loss (NaN without updates)
-
-
-class LearnerService:
-    """The labeler and the learner of one session (a plain class: in the driver or a Ray actor)."""
-
-    def __init__(self, cfg: PracticeConfig, store_dir: str, run_dir: str, group: str) -> None:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
-        self.cfg = cfg
-        self.store = EpisodeStore.open(store_dir, create=False, recover=False)
-        self.metrics = MetricsLogger(
-            dataclasses.replace(cfg.logger, group=group), run_dir, f"{group}-learner", dataclasses.asdict(cfg)
-        )
-        self.labeler: Labeler | None = None
-        if cfg.reward_model:
-            self.labeler = Labeler.from_config(
-                LabelConfig(
-                    store=store_dir,
-                    reward_model=cfg.reward_model,
-                    policy_checkpoint=cfg.policy_checkpoint,
-                    progress=False,
-                )
-            )
-        self.learner = Learner(
-            cfg.learner, self.store, cfg.policy_checkpoint, run_dir, metrics=self.metrics, seed=cfg.seed
-        )
-        self.published_at_step = self.learner.step
-        self.labelled_total = 0
-        self.empty_episodes: set[str] = set()
-
-    def label_new(self) -> int:
-        """Label every finished episode without this reward model's labels; returns how many."""
-        if self.labeler is None:
-            return 0
-        ids = []
-        for eid in self.labeler.unlabelled(self.cfg.task):
-            if self.store.meta(eid).length > 0:
-                ids.append(eid)
-            elif eid not in self.empty_episodes:
-                # An operator's abort, reset or e-stop before the first step leaves an episode
-                # with no steps: nothing to label or learn from (replay counts it as pending).
-                self.empty_episodes.add(eid)
-                log.warning("episode %s has no steps (ended before its first step); not labelled", eid)
-        n = len(self.labeler.label(ids).labelled)
-        self.labelled_total += n
-        return n
-
-    def practice_ready(self) -> bool:
-        """Enough practice episodes have finished (``learn_after``) for the first update."""
-        return sum(m.source != "demo" for m in self.store.episodes()) >= self.cfg.learn_after
-
-    def train(self, updates: int) -> LearnerTick:
-        """Label new episodes, then run up to ``updates`` updates (none while replay is empty)."""
-        labelled = self.label_new()
-        r = self.learner.replay
-        r.refresh()
-        if len(r) == 0 or not self.practice_ready():
-            return LearnerTick(self.learner.step, self.learner.version, 0, labelled, 0.0, float("nan"))
-        t0 = time.perf_counter()
-        v0 = self.learner.version
-        last = self.learner.train(updates)
-        if self.learner.version != v0:
-            self.published_at_step = self.learner.step
-        return LearnerTick(
-            self.learner.step,
-            self.learner.version,
-            updates,
-            labelled,
-            time.perf_counter() - t0,
-            float(last.get("learner/loss", float("nan"))),
-        )
-
-    def version(self) -> int:
-        """The latest published head version."""
-        return self.learner.version
-
-    def head_state(self) -> dict[str, np.ndarray]:
-        """The current head as numpy arrays (what robots load)."""
-        return self.learner.vla.head_state()
-
-    def finish(self) -> LearnerTick:
-        """Label what is left, and checkpoint + publish updates made since the last publish."""
-        labelled = self.label_new()
-        if self.learner.step > self.published_at_step:
-            self.learner.checkpoint_and_publish()
-            self.published_at_step = self.learner.step
-        return LearnerTick(self.learner.step, self.learner.version, 0, labelled, 0.0, float("nan"))
-
-    def close(self) -> None:
-        self.metrics.close()
-        self.store.close()
-
-
-# ------------------------------------------------------------------------------------ robots
-class RobotGroup:
-    """Several simulated robots in one actor process, each with its own runner (plain class).
-
-    Ray runs concurrent calls on threads (``max_concurrency``), so each robot's ``run``
-    proceeds in parallel; weights offered once reach every robot of the group.
-    """
-
-    def __init__(self, cfgs: list[ActorConfig]) -> None:
-        self.runners = {c.robot_id: RobotRunner.from_config(c) for c in cfgs}
-
-    def run(self, robot_id: str, episodes: int, estop_wait_s: float = 0.0) -> list[EpisodeReport]:
-        return self.runners[robot_id].run(episodes, estop_wait_s)
-
-    def status(self) -> list[ActorStatus]:
-        return [r.status() for r in self.runners.values()]
-
-    def snapshot(self) -> list[RobotSnapshot]:
-        return [r.snapshot() for r in self.runners.values()]
-
-    def recent_frames(self, robot_id: str, steps: list[int]) -> FrameWindow | None:
-        return self.runners[robot_id].recent_frames(steps)
-
-    def offer_weights(self, tensors: dict[str, np.ndarray], version: int) -> bool:
-        return all([r.offer_weights(tensors, version) for r in self.runners.values()])
-
-    def close(self) -> None:
-        for r in self.runners.values():
-            r.close()
-
-
-@dataclass
-class _Robot:
-    robot_id: str
-    actor: Any  # Ray actor handle (RobotActor or RobotGroup)
-    grouped: bool
-    running: Any = None  # ObjectRef of the run() in flight
-    restarts: int = 0
-
-
-def _outcome(robot_id: str, r: EpisodeReport) -> EpisodeOutcome:
-    return EpisodeOutcome(
-        robot_id=robot_id,
-        outcome=r.meta.outcome,
-        steps=r.steps,
-        intervention_steps=r.intervention_steps,
-        takeovers=sum(c.kind == "take_over" for c in r.commands),
-        duration_s=r.meta.duration_s,
-    )
-
-
-# ----------------------------------------------------------------------------------- session
 @dataclass
 class SessionSummary:
     """What a session did; ``rows`` is the final table, the rest are the measured numbers."""
@@ -453,7 +67,8 @@ class SessionSummary:
 
 
 class Session:
-    """See the module docstring: ``start()``, ``run()`` (calls start if needed), ``shutdown()``."""
+    """See the package docstring (:mod:`rlpost.session`): ``start()``, ``run()`` (calls start if
+    needed), ``shutdown()``."""
 
     def __init__(self, cfg: PracticeConfig, on_status: Callable[[str], None] | None = None) -> None:
         self.cfg = cfg
