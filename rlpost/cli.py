@@ -274,6 +274,28 @@ def _compare(overrides: list[str]) -> int:
     return 0
 
 
+def _compare_merge(args: list[str]) -> int:
+    from rlpost.compare import merge
+
+    out = [a.split("=", 1)[1] for a in args if a.startswith("out=")]
+    inputs = [a for a in args if not a.startswith("out=")]
+    if len(out) != 1 or len(inputs) < 2 or any("=" in a for a in inputs):
+        print(
+            "usage: rlpost compare-merge out=DIR A/compare.json B/compare.json [...] "
+            "(comparisons run on the same checkpoint, seeds and budgets)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        text, _ = merge(inputs, out[0])
+    except (FileNotFoundError, ValueError) as e:
+        print(f"rlpost {e}", file=sys.stderr)
+        return 1
+    print(text)
+    print(f"wrote {out[0]}/compare.json, {out[0]}/curves.png, {out[0]}/tables.txt")
+    return 0
+
+
 def _keys(overrides: list[str]) -> int:
     from rlpost.config import compose
     from rlpost.transport.curve import write_key_pair
@@ -336,6 +358,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable[[list[str]], int]]] = {
     ("compare",): (
         "RL vs curated imitation from one checkpoint: every method, equal robot time, paired seeds (--quick)",
         _compare,
+    ),
+    ("compare-merge",): (
+        "one table from comparisons run apart on the same checkpoint, seeds and budgets (out=DIR A B ...)",
+        _compare_merge,
     ),
     ("learn",): (
         "train the action head offline on a store (learner.mode: awfm, adv_conditioned, curated, bc_all, "

@@ -2,24 +2,51 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from rlpost.compare.config import METHODS, CompareConfig
-from rlpost.compare.report import plot_curves, tables
+from rlpost.compare.report import merge_results, plot_curves, tables
 from rlpost.compare.runner import run_compare
 from rlpost.report import write_json
 
-__all__ = ["METHODS", "CompareConfig", "compare"]
+__all__ = ["METHODS", "CompareConfig", "compare", "merge"]
 
 
 def compare(cfg: CompareConfig) -> tuple[str, dict[str, Any]]:
     """Run, then write ``compare.json`` (every number and the config), ``curves.png`` and
     ``tables.txt`` under ``cfg.out``; returns the tables' text and the JSON document."""
-    result = run_compare(cfg)
-    text, numbers = tables(result, cfg.bootstrap)
+    return _write(run_compare(cfg), Path(cfg.out), cfg.bootstrap)
+
+
+def merge(inputs: list[str | Path], out: str | Path, n_boot: int = 2000) -> tuple[str, dict[str, Any]]:
+    """Merge finished comparisons (``compare.json`` files, or their folders) that share checkpoint,
+    seeds and budgets into one, written under ``out`` like :func:`compare`'s output.
+
+    Raises:
+        FileNotFoundError: an input is missing.
+        ValueError: an input is not a comparison's JSON, or the inputs would not pair.
+    """
+    paths = [Path(p) / "compare.json" if Path(p).is_dir() else Path(p) for p in inputs]
+    results = []
+    for p in paths:
+        if not p.exists():
+            raise FileNotFoundError(f"compare-merge: {p} does not exist")
+        try:
+            r = json.loads(p.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"compare-merge: {p} is not valid JSON ({e})") from e
+        if not isinstance(r, dict) or not {"config", "runs"} <= r.keys():
+            raise ValueError(f"compare-merge: {p} is not the compare.json of `rlpost compare`")
+        results.append(r)
+    return _write(merge_results(results, [str(p) for p in paths]), Path(out), n_boot)
+
+
+def _write(result: dict[str, Any], out: Path, n_boot: int) -> tuple[str, dict[str, Any]]:
+    text, numbers = tables(result, n_boot)
     result["tables"] = numbers
-    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
     write_json(out / "compare.json", result)
     plot_curves(result, out / "curves.png")
     (out / "tables.txt").write_text(text + "\n")

@@ -82,6 +82,63 @@ def method_row(
     return row, diffs
 
 
+# Settings that must agree for runs of two comparisons to be paired episode by episode.
+PAIRING_KEYS = (
+    "policy_checkpoint",
+    "demos",
+    "tasks",
+    "seeds",
+    "rounds",
+    "episodes_per_round",
+    "updates_per_round",
+    "eval_episodes",
+    "eval_seed",
+    "practice_seed",
+    "execute",
+    "sim",
+    "operator",
+)
+
+
+def merge_results(results: list[dict[str, Any]], names: list[str] | None = None) -> dict[str, Any]:
+    """One comparison from several run at different times (e.g. a method added later).
+
+    Every method of each must have run on the same checkpoint, seeds and budgets (``PAIRING_KEYS``),
+    so that their evaluations pair episode by episode; a method present in more than one keeps
+    the runs of the first. The merged config lists the union of methods and operator settings.
+
+    Raises:
+        ValueError: fewer than two results, or settings that differ (named, with both values).
+    """
+    if len(results) < 2:
+        raise ValueError("compare-merge: give at least two compare.json files")
+    names = names or [f"#{i}" for i in range(len(results))]
+    first = results[0]["config"]
+    for name, r in zip(names[1:], results[1:], strict=True):
+        for k in PAIRING_KEYS:
+            if r["config"].get(k) != first.get(k):
+                raise ValueError(
+                    f"compare-merge: {name} ran with {k}={r['config'].get(k)!r}, {names[0]} with "
+                    f"{first.get(k)!r}; their evaluations would not pair"
+                )
+    methods: list[str] = []
+    takeovers: list[bool] = []
+    runs: list[dict] = []
+    for r in results:
+        cfg = r["config"]
+        new = [m for m in cfg["methods"] if m not in methods]
+        seen = {(x["task"], x["takeovers"], x["method"], x["seed"]) for x in runs}
+        runs += [
+            x
+            for x in r["runs"]
+            if x["method"] in new and (x["task"], x["takeovers"], x["method"], x["seed"]) not in seen
+        ]
+        methods += new
+        takeovers += [t for t in cfg["takeovers"] if t not in takeovers]
+    config = dict(first, methods=methods, takeovers=takeovers, merged_from=names)
+    return {"config": config, "runs": runs, "budgets": [r.get("budgets") for r in results]}
+
+
 def tables(result: dict[str, Any], n_boot: int = 2000) -> tuple[str, dict[str, Any]]:
     """Text tables per task and operator setting, and overall; and the numbers behind them."""
     cfg, runs = result["config"], result["runs"]

@@ -1,0 +1,91 @@
+"""`rlpost compare-merge`: comparisons run apart, on the same checkpoint and seeds, become one table."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from rlpost.cli import main
+from rlpost.compare.runner import RoundRecord, RunRecord
+from rlpost.report import write_json
+
+N = 200  # evaluation episodes per run
+
+
+def _run(method: str, seed: int, success_rate: float) -> dict:
+    """A one-round run whose evaluation succeeds on the first ``success_rate`` share of the seeds."""
+    k = int(success_rate * N)
+    rd = RoundRecord(1, 10, 50.0, 5, 0, 0, 100, [i < k for i in range(N)], [10.0] * N, list(range(N)))
+    return dataclasses.asdict(RunRecord("tabletop", False, method, seed, f"self-{method}-s{seed}", [rd]))
+
+
+def _comparison(path, methods: dict[str, float], **config) -> str:
+    cfg = {
+        "policy_checkpoint": "pt/policy",
+        "demos": "demos",
+        "tasks": ["tabletop"],
+        "methods": list(methods),
+        "takeovers": [False],
+        "seeds": 2,
+        "rounds": 1,
+        "episodes_per_round": 10,
+        "updates_per_round": 100,
+        "eval_episodes": N,
+        "eval_seed": 500_000,
+        "practice_seed": 1_000_000,
+        "execute": 4,
+        "sim": {"n_blocks": 1},
+        "operator": {},
+    } | config
+    runs = [_run(m, s, rate) for m, rate in methods.items() for s in range(cfg["seeds"])]
+    write_json(path / "compare.json", {"config": cfg, "runs": runs, "budgets": {}})
+    return str(path / "compare.json")
+
+
+def test_a_method_run_later_is_paired_with_the_controls_of_the_first_run(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = _comparison(tmp_path / "a", {"pretrained": 0.4, "demo_only": 0.4, "curated": 0.3})
+    _comparison(tmp_path / "b", {"demo_only": 0.9, "steer_distill": 0.6})  # demo_only again: a's is kept
+    # the second given as its folder
+    assert main(["compare-merge", f"out={tmp_path / 'm'}", a, str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    merged = json.loads((tmp_path / "m" / "compare.json").read_text())
+    assert merged["config"]["methods"] == ["pretrained", "demo_only", "curated", "steer_distill"]
+    rows = {r["method"]: r for r in merged["tables"]["tabletop/self"]["rows"]}
+    assert rows["demo_only"]["success"] == pytest.approx(0.4)
+    # the episodes pair seed by seed: 0.6 vs 0.4 on the same 400 episodes, a clear +0.2
+    diff = merged["tables"]["tabletop/self"]["diffs"]["steer_distill"]["demo_only"]["success"]
+    assert diff["diff"] == pytest.approx(0.2) and 0.1 < diff["lo"] < 0.2 < diff["hi"] < 0.3
+    assert "steer_distill" in out and (tmp_path / "m" / "curves.png").exists()
+    assert np.isclose(rows["curated"]["success"], 0.3)
+
+
+def test_comparisons_that_would_not_pair_are_refused_naming_the_setting(tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = _comparison(tmp_path / "a", {"demo_only": 0.4})
+    b = _comparison(tmp_path / "b", {"steer": 0.5}, eval_seed=7)
+    assert main(["compare-merge", f"out={tmp_path / 'm'}", a, b]) == 1
+    err = capsys.readouterr().err
+    assert "eval_seed=7" in err and "would not pair" in err and not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"runs": []}'])
+def test_a_broken_or_foreign_input_is_named(tmp_path, capsys, content):
+    (tmp_path / "a").mkdir()
+    a = _comparison(tmp_path / "a", {"demo_only": 0.4})
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    assert main(["compare-merge", f"out={tmp_path / 'm'}", a, str(bad)]) == 1
+    assert "bad.json" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(tmp_path, capsys):
+    assert main(["compare-merge", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 2  # no out=
+    assert "usage: rlpost compare-merge" in capsys.readouterr().err
+    assert main(["compare-merge", "out=x", str(tmp_path / "missing.json"), str(tmp_path / "b.json")]) == 1
+    assert "missing.json does not exist" in capsys.readouterr().err
