@@ -43,6 +43,9 @@ class EvalConfig:
     task: str = "tabletop"
     episodes: int = 100
     seed: int = 100_000  # episode i uses env seed `seed + i` (paired across policies)
+    # the policy's sampling-noise stream (-1: `seed`); another stream on the same env seeds shows
+    # which outcomes the noise decides
+    noise_seed: int = -1
     execute: int = 4  # actions executed from each chunk before replanning (k of H)
     num_envs: int = 16  # simulated robots stepped in lockstep (batched inference)
     sim: SimConfig = field(default_factory=SimConfig)
@@ -69,6 +72,7 @@ class EpisodeSummary:
     duration_s: float  # robot time: length / control_hz
     final_progress: float  # privileged progress at the end, [0, 1]
     failure_reason: str = ""  # the env's reason for a failure (e.g. wrong_object, hazard); '' otherwise
+    route: str = ""  # built-in tasks: the gap the gripper first crossed the wall's line in ('' if none)
 
 
 @dataclass
@@ -86,6 +90,7 @@ class EvalResult:
     outcomes: dict[str, int]
     per_episode: list[EpisodeSummary] = field(repr=False, default_factory=list)
     failure_reasons: dict[str, int] = field(default_factory=dict)  # failures by the env's reason
+    routes: dict[str, dict[str, int]] = field(default_factory=dict)  # route -> outcome -> episodes
 
     def row(self) -> dict[str, object]:
         lo, hi = self.success_ci95
@@ -100,6 +105,10 @@ class EvalResult:
             "timeouts": self.outcomes.get("timeout", 0),
             "failures": self.outcomes.get("failure", 0),
             "failure reasons": ", ".join(f"{k} {v}" for k, v in sorted(self.failure_reasons.items())),
+            "routes (success)": ", ".join(
+                f"{r} {sum(o.values())} ({o.get('success', 0) / sum(o.values()):.2f})"
+                for r, o in sorted(self.routes.items())
+            ),
         }
 
 
@@ -177,6 +186,7 @@ def evaluate(chunk_fn: ChunkFn, cfg: EvalConfig) -> EvalResult:
                         duration_s=s["steps"] / spec.control_hz,
                         final_progress=s["progress"],
                         failure_reason=str(info.get("failure_reason", "")) if outcome == "failure" else "",
+                        route=str(info.get("route", "")),
                     )
                 )
                 bar.update(1)
@@ -194,8 +204,12 @@ def summarize(task: str, episodes: list[EpisodeSummary]) -> EvalResult:
     succ = [e for e in episodes if e.outcome == "success"]
     hours = sum(e.duration_s for e in episodes) / 3600.0
     outcomes: dict[str, int] = {}
+    routes: dict[str, dict[str, int]] = {}
     for e in episodes:
         outcomes[e.outcome] = outcomes.get(e.outcome, 0) + 1
+        if e.route:
+            by = routes.setdefault(e.route, {})
+            by[e.outcome] = by.get(e.outcome, 0) + 1
     return EvalResult(
         task=task,
         episodes=n,
@@ -210,6 +224,7 @@ def summarize(task: str, episodes: list[EpisodeSummary]) -> EvalResult:
         failure_reasons=dict(
             collections.Counter(e.failure_reason or "unknown" for e in episodes if e.outcome == "failure")
         ),
+        routes=routes,
     )
 
 
@@ -221,4 +236,5 @@ def evaluate_checkpoint(cfg: EvalConfig) -> EvalResult:
     if cfg.head:  # refused if it was trained on another backbone (CheckpointError names both)
         apply_head(vla, load_head_file(cfg.head))
     cfg = dataclasses.replace(cfg, sim=with_policy_cameras(cfg.sim, vla.cfg.cameras))
-    return evaluate(vla_chunk_fn(vla, torch.Generator().manual_seed(cfg.seed)), cfg)
+    noise_seed = cfg.seed if cfg.noise_seed < 0 else cfg.noise_seed
+    return evaluate(vla_chunk_fn(vla, torch.Generator().manual_seed(noise_seed)), cfg)

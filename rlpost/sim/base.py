@@ -55,7 +55,9 @@ class SimRobot(gym.Env):
     ``info`` holds ``is_success``, ``is_failure``, ``progress`` (privileged, for evaluation
     only), ``object_positions`` (privileged float32 [K, 2]: the instructed block, the
     instructed ring, the other blocks, the other rings, then the button if any),
-    ``stage``, ``failure_reason`` ('' if none) and ``dropped`` (a drop this step).
+    ``stage``, ``failure_reason`` ('' if none), ``dropped`` (a drop this step) and ``route``
+    (privileged: the gap, "top" or "bottom", in which the gripper first reached the wall's
+    line this episode; '' before that or without a wall): what a route choice did, for evaluation.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -135,6 +137,7 @@ class SimRobot(gym.Env):
         self._blocks = layout.block_pos.copy()
         self._t = 0
         self._in_hazard = False
+        self._route = ""
         self._done = False
         self._dropped = False
         self._stage, self._progress = 0, 0.0
@@ -164,6 +167,8 @@ class SimRobot(gym.Env):
         self._grip_closed = bool(a[2] > 0)
         self._t += 1
         self._update_grasp()
+        if self.cfg.wall and not self._route and WALL[0] <= self._gripper[0] <= WALL[2]:
+            self._route = "top" if self._gripper[1] < WALL[1] else "bottom" if self._gripper[1] > WALL[3] else ""
 
         failure_reason = ""
         if self._hazard_active:
@@ -250,6 +255,7 @@ class SimRobot(gym.Env):
             "stage": int(self._stage),
             "failure_reason": failure_reason,
             "dropped": self._dropped,
+            "route": self._route,
         }
 
     def sim_state(self) -> SimState:

@@ -78,3 +78,16 @@ def test_summary_counts_successes_per_hour_of_robot_time_and_cycle_time_of_succe
     assert r.mean_cycle_time_s == pytest.approx(4.0)
     assert r.mean_progress == pytest.approx(0.65)
     assert r.outcomes == {"success": 2, "timeout": 1, "failure": 1}
+
+
+def test_summary_counts_outcomes_per_route_and_the_row_shows_each_routes_success():
+    eps = [
+        EpisodeSummary(0, "x", "success", 30, 3.0, 1.0, route="bottom"),
+        EpisodeSummary(1, "x", "failure", 20, 2.0, 0.5, "hazard", route="top"),
+        EpisodeSummary(2, "x", "success", 40, 4.0, 1.0, route="top"),
+        EpisodeSummary(3, "x", "timeout", 100, 10.0, 0.4, route="top"),
+        EpisodeSummary(4, "x", "timeout", 100, 10.0, 0.1),  # never reached the wall
+    ]
+    r = summarize("tabletop", eps)
+    assert r.routes == {"bottom": {"success": 1}, "top": {"failure": 1, "success": 1, "timeout": 1}}
+    assert r.row()["routes (success)"] == "bottom 1 (1.00), top 3 (0.33)"

@@ -113,6 +113,26 @@ def test_safe_route_avoids_the_hazard_and_random_route_sometimes_fails():
     assert "hazard" in reasons
 
 
+def test_info_reports_the_gap_the_episode_crossed_the_wall_in():
+    robot = make_robot("tabletop", hazard_fail_prob=0.5)
+    for route, gap in (("safe", "bottom"), ("hazard", "top")):
+        expert = make_expert(robot, ExpertConfig(route=route, imperfect_rate=0.0))
+        for seed in range(6):
+            robot.reset(seed=seed)
+            demo = expert.reset(seed=seed)
+            seen = []
+            while True:
+                _, _, term, trunc, info = robot.step(expert.act())
+                seen.append(info["route"])
+                if term or trunc:
+                    break
+            # '' until the gripper reaches the wall's line, then the gap, for the rest of the episode
+            assert demo.route == gap and seen[0] == "" and seen[-1] == gap, (route, seed)
+            assert set(seen[seen.index(gap) :]) == {gap}
+    robot.reset(seed=0)
+    assert robot.step(np.zeros(3, np.float32))[4]["route"] == ""
+
+
 def test_expert_is_deterministic_under_seed():
     runs = []
     for _ in range(2):
