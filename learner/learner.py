@@ -227,9 +227,7 @@ class Learner:
             # what ships is the distilled expert acting from plain noise: the steering net's last
             # layer is zeroed (a fresh net's start), so robots keep its shape and it adds nothing
             assert self.vla.steer is not None
-            with torch.no_grad():
-                for p in self.vla.steer.mlp[-1].parameters():
-                    p.zero_()
+            self.vla.steer.zero_output()
             self.teacher = None
         self.version += 1
         self.vla.head_version = self.version

@@ -37,6 +37,11 @@ class SteeringNet(nn.Module):
             nn.GELU(),
             nn.Linear(width, horizon * action_dim),
         )
+        self.zero_output()
+
+    @torch.no_grad()
+    def zero_output(self) -> None:
+        """Zero the last layer: the net then adds nothing to the noise (a fresh net's start)."""
         nn.init.zeros_(self.mlp[-1].weight)
         nn.init.zeros_(self.mlp[-1].bias)
 
