@@ -40,7 +40,7 @@ The modules, each one concern (everything above is importable from ``rlpost.sess
 - ``config``: the schema of `rlpost practice` (PracticeConfig, RayConfig, BudgetConfig).
 - ``inputs``: importing demonstrations into the store, training the reward model.
 - ``learner_service``: LearnerService (labeler + learner) and the LearnerTick it returns.
-- ``robots``: RobotGroup and the driver's record of each robot actor.
+- ``robots``: RobotGroup, the Fleet of robot actors (dispatch, collect, restarts, head offers).
 - ``session``: the Session driver and its SessionSummary.
 """
 

@@ -1,5 +1,6 @@
-"""The :class:`Session` driver: starts Ray, the learner and the robot actors, dispatches
+"""The :class:`Session` driver: starts Ray, the learner and the robot fleet, dispatches
 episodes, offers new heads and shuts down cleanly; and the :class:`SessionSummary` it returns.
+The robot actors themselves (start, dispatch, collect, restarts) are :class:`Fleet`'s.
 
 The overview (the pieces, the session directory, resume) is the package docstring,
 :mod:`rlpost.session`.
@@ -24,7 +25,6 @@ import numpy as np
 
 from actors.config import ActorConfig
 from actors.control_loop import EpisodeReport
-from actors.robot_actor import RobotActor
 from actors.runner import ActorStatus
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.fleet_status import FleetTracker, RobotLive, rate
@@ -33,17 +33,13 @@ from rlpost.report import write_json
 from rlpost.session.config import PracticeConfig
 from rlpost.session.inputs import import_episodes
 from rlpost.session.learner_service import LearnerService, LearnerTick
-from rlpost.session.robots import RobotGroup, _outcome, _Robot
+from rlpost.session.robots import Fleet, SessionError, _outcome, _Robot
 
 log = logging.getLogger(__name__)
 
 PRACTICE_SEED = 1_000_000  # robot i's episodes use seeds PRACTICE_SEED + i * SEED_STRIDE + n
 SEED_STRIDE = 100_000
-ESTOP_POLL_S = 1.0  # an e-stopped robot's run() waits this long for clear_estop before returning
-
-
-class SessionError(RuntimeError):
-    """The session cannot keep going (a robot actor died for good, a bad session directory)."""
+__all__ = ["PRACTICE_SEED", "SEED_STRIDE", "Session", "SessionError", "SessionSummary"]
 
 
 @dataclass
@@ -76,13 +72,12 @@ class Session:
         self.on_status = on_status or (lambda text: log.info("\n%s", text))
         self.robot_ids = cfg.robot_names()
         self.tracker = FleetTracker(self.robot_ids, cfg.status_window)
-        self.robots: list[_Robot] = []
+        self.fleet = Fleet(cfg.ray)
         self.learner: Any = None  # LearnerService, or its Ray actor handle
         self.remote_learner = cfg.ray.learner_actor
         self.session_id = ""
         self.version = 0  # latest head version offered to the robots
         self.learner_step = 0
-        self.head_ref: Any = None
         self.broadcast_ms: list[float] = []
         self.actors_start_s = float("nan")
         self._owns_ray = False
@@ -145,7 +140,7 @@ class Session:
             else:
                 self.learner = LearnerService(cfg, store_dir, str(self.out / "learner"), group)
         t0 = time.perf_counter()
-        self._start_robots(store_dir, done_by)
+        self.fleet.start(self.robot_configs(store_dir, done_by))
         # The actors are up when each answers status(); that is the start-up cost of the fleet.
         self._refresh_live(timeout_s=300.0)
         self.actors_start_s = time.perf_counter() - t0
@@ -206,6 +201,11 @@ class Session:
         self._owns_ray = True
         log.info("ray: %s", "joined " + rc.address if rc.address else f"local, {kwargs['num_cpus']} CPUs")
 
+    @property
+    def robots(self) -> list[_Robot]:
+        """The driver's record of each robot actor (the console and fault scenarios read it)."""
+        return self.fleet.robots
+
     def robot_configs(self, store_dir: str, done_by: dict[str, int] | None = None) -> list[ActorConfig]:
         """Each robot's ActorConfig: the template with its id, policy, store, task, session and seeds."""
         cfg, out = self.cfg, []
@@ -224,31 +224,6 @@ class Session:
             )
             out.append(c)
         return out
-
-    def _start_robots(self, store_dir: str, done_by: dict[str, int]) -> None:
-        import ray
-
-        rc, cfgs = self.cfg.ray, self.robot_configs(store_dir, done_by)
-        base = {"num_cpus": rc.actor_num_cpus, "max_restarts": rc.actor_max_restarts}
-        if rc.robots_per_actor == 1:
-            cls = ray.remote(RobotActor)
-            for c in cfgs:
-                opts = dict(base, max_concurrency=4)
-                if rc.robot_resources:
-                    opts["resources"] = {f"robot:{c.robot_id}": 1}
-                self.robots.append(_Robot(c.robot_id, cls.options(**opts).remote(c), grouped=False))
-            return
-        cls = ray.remote(RobotGroup)
-        for k in range(0, len(cfgs), rc.robots_per_actor):
-            part = cfgs[k : k + rc.robots_per_actor]
-            actor = cls.options(**base, max_concurrency=len(part) + 3).remote(part)
-            self.robots += [_Robot(c.robot_id, actor, grouped=True) for c in part]
-
-    def _actors(self) -> list[Any]:
-        seen: dict[Any, None] = {}
-        for r in self.robots:
-            seen.setdefault(r.actor, None)
-        return list(seen)
 
     # -- the learner, in the driver or as an actor ----------------------------------------------------
     def _learner_call(self, method: str, *args: Any) -> Any:
@@ -286,7 +261,7 @@ class Session:
 
     def _on_tick(self, tick: LearnerTick) -> None:
         self.learner_step = tick.step
-        if tick.updates and any(r.running is not None for r in self.robots):
+        if tick.updates and self.fleet.in_flight():
             self._update_s += tick.seconds
             self._updates_while_running += tick.updates
         if tick.version > self.version:
@@ -312,15 +287,10 @@ class Session:
         Returns:
             Milliseconds from the put until every actor acknowledged (not until they act on it).
         """
-        import ray
-
-        t0 = time.perf_counter()
-        ref = head if isinstance(head, ray.ObjectRef) else ray.put(head)
-        ray.get([a.offer_weights.remote(ref, version) for a in self._actors()], timeout=120)
-        ms = (time.perf_counter() - t0) * 1e3
+        ms = self.fleet.offer(head, version)
         self.broadcast_ms.append(ms)
-        self.head_ref, self.version = ref, version
-        log.info("head version %d offered to %d actor(s) in %.1f ms", version, len(self._actors()), ms)
+        self.version = version
+        log.info("head version %d offered to %d actor(s) in %.1f ms", version, len(self.fleet.actors()), ms)
         if self._metrics is not None:
             self._metrics.log({"fleet/broadcast_ms": ms, "fleet/head_version": version}, self._step())
         return ms
@@ -337,8 +307,7 @@ class Session:
         b = self.cfg.budget
         if not b.episodes:
             return None
-        in_flight = sum(r.running is not None for r in self.robots)
-        return b.episodes - self._episodes() - in_flight
+        return b.episodes - self._episodes() - self.fleet.in_flight()
 
     def budget_reached(self) -> str:
         """The budget that is used up, or "" if none is."""
@@ -393,71 +362,11 @@ class Session:
         self.request_stop()
 
     def _dispatch(self) -> None:
-        for r in self.robots:
-            if r.running is not None:
-                continue
-            left = self._budget_left()
-            if left is not None and left <= 0:
-                return
-            if r.grouped:
-                r.running = r.actor.run.remote(r.robot_id, 1, ESTOP_POLL_S)
-            else:
-                r.running = r.actor.run.remote(1, ESTOP_POLL_S)
+        self.fleet.dispatch(self._budget_left)
 
     def _collect(self, timeout_s: float) -> None:
-        import ray
-
-        running = {r.running: r for r in self.robots if r.running is not None}
-        if not running:
-            return
-        # Return as soon as one robot is done (it gets its next episode at once), plus any
-        # others already done; waiting for all of them idled early finishers up to timeout_s.
-        done, rest = ray.wait(list(running), num_returns=1, timeout=timeout_s)
-        if done and rest:
-            more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
-            done += more
-        for ref in done:
-            r = running[ref]
-            r.running = None
-            try:
-                reports = ray.get(ref)
-            except ray.exceptions.RayActorError as e:
-                self._robot_failed(r, e)
-                continue
-            for rep in reports:
-                self._record(r.robot_id, rep)
-
-    def _robot_failed(self, r: _Robot, e: Exception) -> None:
-        r.restarts += 1
-        if r.restarts > self.cfg.ray.actor_max_restarts:
-            raise SessionError(
-                f"robot {r.robot_id!r}: its actor died {r.restarts} times (last: {e}); stopping the session"
-            ) from e
-        log.error(
-            "robot %r: actor died (%s); it restarts and its episode was recovered from the WAL", r.robot_id, e
-        )
-        self._wait_restarted(r)
-        if self.head_ref is not None:  # a restarted actor lost the weights it held in memory
-            r.actor.offer_weights.remote(self.head_ref, self.version)
-
-    def _wait_restarted(self, r: _Robot, timeout_s: float = 300.0) -> None:
-        """Wait until Ray has the actor back. A call dispatched while it restarts fails at once,
-        and counting that as another death would stop the session after one crash."""
-        import ray
-
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                ray.get(r.actor.status.remote(), timeout=30)
-                return
-            except ray.exceptions.ActorDiedError as e:  # Ray gave up restarting it
-                raise SessionError(f"robot {r.robot_id!r}: its actor is dead for good ({e})") from e
-            except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError) as e:
-                if time.monotonic() > deadline:
-                    raise SessionError(
-                        f"robot {r.robot_id!r}: its actor did not come back within {timeout_s:.0f} s ({e})"
-                    ) from e
-                time.sleep(0.2)
+        for robot_id, rep in self.fleet.collect(timeout_s):
+            self._record(robot_id, rep)
 
     def _record(self, robot_id: str, rep: EpisodeReport) -> None:
         self.tracker.add(_outcome(robot_id, rep))
@@ -477,10 +386,7 @@ class Session:
 
     def robot_statuses(self, timeout_s: float = 30.0) -> list[ActorStatus]:
         """Every robot's status, asked of all actors at once (a group answers for its robots)."""
-        import ray
-
-        refs = [a.status.remote() for a in self._actors()]
-        return [s for st in ray.get(refs, timeout=timeout_s) for s in (st if isinstance(st, list) else [st])]
+        return self.fleet.statuses(timeout_s)
 
     def _refresh_live(self, timeout_s: float = 30.0) -> None:
         for s in self.robot_statuses(timeout_s):
@@ -526,7 +432,7 @@ class Session:
         self._closed = True
         try:
             deadline = time.monotonic() + self.cfg.stop_timeout_s
-            while any(r.running is not None for r in self.robots) and time.monotonic() < deadline:
+            while self.fleet.in_flight() and time.monotonic() < deadline:
                 self._collect(timeout_s=1.0)
             late = [r.robot_id for r in self.robots if r.running is not None]
             if late:
@@ -556,12 +462,7 @@ class Session:
             if self.console is not None:
                 self.console.stop()
                 self.console = None
-            for a in self._actors():
-                try:
-                    ray.get(a.close.remote(), timeout=60)
-                except ray.exceptions.RayError as e:  # a dead actor: its WAL is recovered on next open
-                    log.error("closing a robot actor failed: %s", e)
-                ray.kill(a)
+            self.fleet.close()
             if self.learner is not None:
                 self._learner_call("close")
                 if self.remote_learner:
