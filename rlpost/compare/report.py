@@ -100,12 +100,42 @@ PAIRING_KEYS = (
 )
 
 
+# Settings under which a method learns: a comparison that differs from the first in these
+# joins a merge as variants of its methods (named after the difference), never under the plain name.
+VARIANT_KEYS = ("learner", "reward_model")
+
+
+def variant_settings(first: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """``other``'s learning settings that differ from ``first``'s (nested options flattened to
+    dotted names), with ``other``'s values."""
+
+    def flat(d: Any, prefix: str) -> dict[str, Any]:
+        if not isinstance(d, dict):
+            return {prefix: d}
+        return {k: v for key, sub in d.items() for k, v in flat(sub, f"{prefix}.{key}").items()}
+
+    a = {k: v for key in VARIANT_KEYS for k, v in flat(first.get(key), key).items()}
+    b = {k: v for key in VARIANT_KEYS for k, v in flat(other.get(key), key).items()}
+    return {k.removeprefix("learner."): b.get(k) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
+
+
+def _short(v: Any) -> str:
+    """A setting's value for a method's label: a path by its last three parts."""
+    text = str(v)
+    parts = text.replace("\\", "/").split("/")
+    return "/".join(parts[-3:]) if len(parts) > 3 else text
+
+
 def merge_results(results: list[dict[str, Any]], names: list[str] | None = None) -> dict[str, Any]:
     """One comparison from several run at different times (e.g. a method added later).
 
     Every method of each must have run on the same checkpoint, seeds and budgets (``PAIRING_KEYS``),
     so that their evaluations pair episode by episode; a method present in more than one keeps
-    the runs of the first. The merged config lists the union of methods and operator settings.
+    the runs of the first. A comparison whose methods learned under other settings
+    (``VARIANT_KEYS``: the learner's options, the reward model) than the first's keeps its runs
+    too, as variants named after what differs, e.g. ``steer (advantage=mc)``; the merged
+    config's ``variants`` records each one's settings. The merged config lists the union of
+    methods and operator settings.
 
     Raises:
         ValueError: fewer than two results, or settings that differ (named, with both values).
@@ -124,18 +154,22 @@ def merge_results(results: list[dict[str, Any]], names: list[str] | None = None)
     methods: list[str] = []
     takeovers: list[bool] = []
     runs: list[dict] = []
+    variants: dict[str, dict[str, Any]] = {}
     for r in results:
         cfg = r["config"]
-        new = [m for m in cfg["methods"] if m not in methods]
+        differs = variant_settings(first, cfg)
+        label = ", ".join(f"{k}={_short(v)}" for k, v in differs.items())
+        rename = {m: f"{m} ({label})" if label else m for m in cfg["methods"]}
+        new = [rename[m] for m in cfg["methods"] if rename[m] not in methods]
         seen = {(x["task"], x["takeovers"], x["method"], x["seed"]) for x in runs}
-        runs += [
-            x
-            for x in r["runs"]
-            if x["method"] in new and (x["task"], x["takeovers"], x["method"], x["seed"]) not in seen
-        ]
+        for x in r["runs"]:
+            x = dict(x, method=rename[x["method"]])
+            if x["method"] in new and (x["task"], x["takeovers"], x["method"], x["seed"]) not in seen:
+                runs.append(x)
         methods += new
+        variants.update({m: differs for m in new if differs})
         takeovers += [t for t in cfg["takeovers"] if t not in takeovers]
-    config = dict(first, methods=methods, takeovers=takeovers, merged_from=names)
+    config = dict(first, methods=methods, takeovers=takeovers, merged_from=names, variants=variants)
     return {"config": config, "runs": runs, "budgets": [r.get("budgets") for r in results]}
 
 

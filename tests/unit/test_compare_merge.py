@@ -64,6 +64,32 @@ def test_a_method_run_later_is_paired_with_the_controls_of_the_first_run(tmp_pat
     assert np.isclose(rows["curated"]["success"], 0.3)
 
 
+def test_methods_that_learned_under_other_settings_join_as_named_variants_not_under_the_plain_name(
+    tmp_path, capsys
+):
+    for d in "abc":
+        (tmp_path / d).mkdir()
+    learner = {"mode": "awfm", "advantage": "nstep", "beta": 1.0}
+    a = _comparison(tmp_path / "a", {"demo_only": 0.4, "steer": 0.4}, learner=learner, reward_model="x/rm-v1")
+    b = _comparison(
+        tmp_path / "b", {"steer": 0.6}, learner=dict(learner, advantage="mc"), reward_model="x/rm-v1"
+    )
+    c = _comparison(tmp_path / "c", {"steer": 0.5}, learner=learner, reward_model="runs/big/reward/rm-v1")
+    assert main(["compare-merge", f"out={tmp_path / 'm'}", a, b, c]) == 0
+    merged = json.loads((tmp_path / "m" / "compare.json").read_text())
+    mc, rm = "steer (advantage=mc)", "steer (reward_model=big/reward/rm-v1)"
+    assert merged["config"]["methods"] == ["demo_only", "steer", mc, rm]
+    assert merged["config"]["variants"] == {
+        mc: {"advantage": "mc"},
+        rm: {"reward_model": "runs/big/reward/rm-v1"},
+    }
+    rows = {r["method"]: r["success"] for r in merged["tables"]["tabletop/self"]["rows"]}
+    assert rows == pytest.approx({"demo_only": 0.4, "steer": 0.4, mc: 0.6, rm: 0.5})
+    diff = merged["tables"]["tabletop/self"]["diffs"][mc]["demo_only"]["success"]
+    assert diff["diff"] == pytest.approx(0.2)
+    assert mc in capsys.readouterr().out
+
+
 def test_comparisons_that_would_not_pair_are_refused_naming_the_setting(tmp_path, capsys):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
