@@ -248,6 +248,19 @@ def check_budgets(bench: TaskBench, runs: list[RunRecord]) -> dict[str, dict[str
     return counts
 
 
+PATH_KEYS = ("out", "policy_checkpoint", "demos", "reward_model")
+
+
+def recorded_config(cfg: CompareConfig) -> dict[str, Any]:
+    """The config as ``compare.json`` records it: paths made absolute, so that comparisons run
+    from different working directories on the same checkpoint still pair in ``compare-merge``."""
+    doc = dataclasses.asdict(cfg)
+    for k in PATH_KEYS:
+        if doc.get(k):
+            doc[k] = str(Path(doc[k]).resolve())
+    return doc
+
+
 def run_compare(cfg: CompareConfig) -> dict[str, Any]:
     """Run every method and return the raw records (tables and plots: rlpost.compare.report)."""
     if cfg.threads:
@@ -289,7 +302,7 @@ def run_compare(cfg: CompareConfig) -> dict[str, Any]:
         bar.close()
         metrics.close()
     return {
-        "config": dataclasses.asdict(cfg),
+        "config": recorded_config(cfg),
         "runs": [dataclasses.asdict(r) for r in runs],
         "budgets": budgets,
     }

@@ -115,3 +115,22 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     assert "usage: rlpost compare-merge" in capsys.readouterr().err
     assert main(["compare-merge", "out=x", str(tmp_path / "missing.json"), str(tmp_path / "b.json")]) == 1
     assert "missing.json does not exist" in capsys.readouterr().err
+
+
+def test_compare_records_absolute_paths_so_runs_from_other_working_directories_pair(tmp_path, monkeypatch):
+    from rlpost.compare import CompareConfig
+    from rlpost.compare.runner import recorded_config
+
+    monkeypatch.chdir(tmp_path)
+    cfg = CompareConfig(
+        policy_checkpoint="exp/pretrain/policy",
+        demos="exp/demos",
+        reward_model="",
+        out="cmp",
+        methods=["demo_only"],
+    )
+    doc = recorded_config(cfg)
+    assert doc["policy_checkpoint"] == str(tmp_path / "exp" / "pretrain" / "policy")
+    assert doc["demos"] == str(tmp_path / "exp" / "demos") and doc["out"] == str(tmp_path / "cmp")
+    assert doc["reward_model"] == ""  # unset stays unset
+    assert doc["seeds"] == cfg.seeds
