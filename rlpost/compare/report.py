@@ -107,7 +107,8 @@ VARIANT_KEYS = ("learner", "reward_model")
 
 def variant_settings(first: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
     """``other``'s learning settings that differ from ``first``'s (nested options flattened to
-    dotted names), with ``other``'s values."""
+    dotted names), with ``other``'s values. An option only one of them records (a comparison run
+    before the option existed) is not counted: its runs behaved as the default does."""
 
     def flat(d: Any, prefix: str) -> dict[str, Any]:
         if not isinstance(d, dict):
@@ -116,7 +117,7 @@ def variant_settings(first: dict[str, Any], other: dict[str, Any]) -> dict[str, 
 
     a = {k: v for key in VARIANT_KEYS for k, v in flat(first.get(key), key).items()}
     b = {k: v for key in VARIANT_KEYS for k, v in flat(other.get(key), key).items()}
-    return {k.removeprefix("learner."): b.get(k) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
+    return {k.removeprefix("learner."): b.get(k) for k in sorted(a.keys() & b.keys()) if a[k] != b[k]}
 
 
 def _short(v: Any) -> str:

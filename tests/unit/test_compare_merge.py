@@ -71,8 +71,12 @@ def test_methods_that_learned_under_other_settings_join_as_named_variants_not_un
         (tmp_path / d).mkdir()
     learner = {"mode": "awfm", "advantage": "nstep", "beta": 1.0}
     a = _comparison(tmp_path / "a", {"demo_only": 0.4, "steer": 0.4}, learner=learner, reward_model="x/rm-v1")
+    # b also records an option a predates (not a difference: a's runs behaved as its default)
     b = _comparison(
-        tmp_path / "b", {"steer": 0.6}, learner=dict(learner, advantage="mc"), reward_model="x/rm-v1"
+        tmp_path / "b",
+        {"steer": 0.6},
+        learner=dict(learner, advantage="mc", distill_fraction=0.5),
+        reward_model="x/rm-v1",
     )
     c = _comparison(tmp_path / "c", {"steer": 0.5}, learner=learner, reward_model="runs/big/reward/rm-v1")
     assert main(["compare-merge", f"out={tmp_path / 'm'}", a, b, c]) == 0
