@@ -171,6 +171,9 @@ class ActorConfig:
     store: str = "runs/store"  # episode store directory
     weights_dir: str = ""  # head-<version>.safetensors files; "" -> weights offered through the actor
     seed: int = 0  # episode i of this actor uses env seed seed + i
+    # exploration: the policy's initial noise is noise_scale * N(0, I) while this robot practises
+    # (each episode records it in its meta extra "noise_scale"); evaluation and heads are unaffected
+    noise_scale: float = 1.0
     reconnect_timeout_s: float = 30.0  # how long to wait for a disconnected robot before giving up
     sim_operator: bool = False  # a simulated operator supervises (sim robots), over the operator channel
     sim_operator_cfg: SimOperatorConfig = field(default_factory=SimOperatorConfig)
@@ -189,3 +192,4 @@ class ActorConfig:
         )
         _require(bool(self.policy), "actor.policy must name a VLA checkpoint directory")
         _require(self.reconnect_timeout_s > 0, "actor.reconnect_timeout_s must be > 0")
+        _require(0 < self.noise_scale <= 5, f"actor.noise_scale={self.noise_scale} must be in (0, 5]")

@@ -118,8 +118,10 @@ class ControlLoop:
         task: str = "",
         source: Source = "autonomous",
         sim_operator_ids: frozenset[str] = frozenset(),
+        episode_extra: dict[str, str] | None = None,
     ) -> None:
         self.robot, self.sink = robot, sink
+        self.episode_extra = dict(episode_extra or {})  # tags every episode's meta carries (e.g. noise_scale)
         self.cfg = control or ControlConfig()
         self.spec = robot.robot_spec
         self.hz = self.cfg.hz or self.spec.control_hz
@@ -176,6 +178,7 @@ class ControlLoop:
             source=self.source,
             seed=seed,
             start_ns=time.time_ns(),
+            extra=dict(self.episode_extra),
         )
         self.sink.begin(meta)
         ep = _Episode(meta, EpisodeReport(meta, end_reason=""))

@@ -119,6 +119,7 @@ class RobotRunner:
         from rlpost.sim import SimulatedOperator, make_robot, with_policy_cameras
 
         vla = load_checkpoint(cfg.policy).eval()
+        vla.cfg = dataclasses.replace(vla.cfg, act_noise_scale=cfg.noise_scale)
         pc = vla.cfg
         robot: Robot
         if cfg.robot == "sim":  # a simulated robot renders the cameras its policy reads
@@ -162,6 +163,7 @@ class RobotRunner:
             session_id=cfg.session_id,
             task=cfg.task,
             sim_operator_ids=sim_ids,
+            episode_extra={"noise_scale": f"{cfg.noise_scale:g}"},
         )
         return cls(cfg, loop, channel, weights, store, device, live)
 

@@ -124,12 +124,15 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def vla_chunk_fn(vla: VLA, generator: torch.Generator | None = None) -> ChunkFn:
-    """Batched chunk function of a VLA (eval mode, no grad)."""
+def vla_chunk_fn(
+    vla: VLA, generator: torch.Generator | None = None, noise_scale: float | None = None
+) -> ChunkFn:
+    """Batched chunk function of a VLA (eval mode, no grad); ``noise_scale`` overrides the
+    policy's ``act_noise_scale`` (exploration while practising)."""
     vla.eval()
 
     def chunks(obs: Sequence[Observation]) -> np.ndarray:
-        return vla.act_batch(ObsBatch.stack(obs), generator=generator).cpu().numpy()
+        return vla.act_batch(ObsBatch.stack(obs), generator=generator, noise_scale=noise_scale).cpu().numpy()
 
     return chunks
 

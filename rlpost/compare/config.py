@@ -57,6 +57,8 @@ class CompareConfig:
     practice_seed: int = 1_000_000
     num_envs: int = 16  # simulated robots stepped in lockstep
     execute: int = 4  # actions executed per chunk
+    # exploration: practice (every method's) samples the initial noise at this scale; evaluation at 1
+    practice_noise_scale: float = 1.0
     sim: SimConfig = field(default_factory=SimConfig)
     operator: SimOperatorConfig = field(default_factory=lambda: SimOperatorConfig(triggers=("stall",)))
     learner: LearnerConfig = field(default_factory=LearnerConfig)  # shared settings; mode set per method
@@ -86,6 +88,8 @@ class CompareConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"compare.{name}={getattr(self, name)} must be >= 1")
+        if not 0 < self.practice_noise_scale <= 5:
+            raise ValueError(f"compare.practice_noise_scale={self.practice_noise_scale} must be in (0, 5]")
         needs_rm = [m for m in self.methods if m in ("awfm", "adv_conditioned", "steer", "steer_distill", "fpo")]
         if needs_rm and not self.reward_model:
             raise ValueError(

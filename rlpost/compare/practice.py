@@ -51,12 +51,13 @@ def practice(
     execute: int,
     num_envs: int = 16,
     session_id: str = "compare",
+    extra: dict[str, str] | None = None,
 ) -> PracticeStats:
     """Run one episode per seed (seeds in order, ``num_envs`` at a time) and record each into ``store``.
 
     With ``operator`` a simulated person watches each robot, takes over with the expert and
     marks the outcome; its actions are recorded as interventions. The recorded outcome is
-    the env's; ``marked_by`` says who judged it.
+    the env's; ``marked_by`` says who judged it. ``extra`` tags every episode's meta.
     """
     sim_cfg = dataclasses.replace(sim, task=task)
     robots = [make_robot(task, sim_cfg) for _ in range(min(num_envs, len(seeds)))]
@@ -80,6 +81,7 @@ def practice(
             source="autonomous",
             seed=int(seed),
             start_ns=time.time_ns(),
+            extra=dict(extra or {}),
         )
         store.begin(meta)
         op = ops[i]

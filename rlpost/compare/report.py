@@ -102,7 +102,7 @@ PAIRING_KEYS = (
 
 # Settings under which a method learns: a comparison that differs from the first in these
 # joins a merge as variants of its methods (named after the difference), never under the plain name.
-VARIANT_KEYS = ("learner", "reward_model")
+VARIANT_KEYS = ("learner", "reward_model", "practice_noise_scale")
 
 
 def variant_settings(first: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +133,7 @@ def merge_results(results: list[dict[str, Any]], names: list[str] | None = None)
     Every method of each must have run on the same checkpoint, seeds and budgets (``PAIRING_KEYS``),
     so that their evaluations pair episode by episode; a method present in more than one keeps
     the runs of the first. A comparison whose methods learned under other settings
-    (``VARIANT_KEYS``: the learner's options, the reward model) than the first's keeps its runs
+    (``VARIANT_KEYS``: the learner's options, the reward model, practice's noise scale) than the first's keeps its runs
     too, as variants named after what differs, e.g. ``steer (advantage=mc)``; the merged
     config's ``variants`` records each one's settings. The merged config lists the union of
     methods and operator settings.

@@ -174,7 +174,7 @@ def run_one(
         noise_seed = 7919 * seed + r  # the same sampling noise stream for every method
         seeds = [cfg.practice_seed + 100_000 * seed + r * n + i for i in range(n)]
         st: PracticeStats = practice(
-            vla_chunk_fn(vla, torch.Generator().manual_seed(noise_seed)),
+            vla_chunk_fn(vla, torch.Generator().manual_seed(noise_seed), cfg.practice_noise_scale),
             bench.task,
             cfg.sim,
             seeds,
@@ -184,6 +184,7 @@ def run_one(
             execute=cfg.execute,
             num_envs=cfg.num_envs,
             session_id=sid,
+            extra={"noise_scale": f"{cfg.practice_noise_scale:g}"},
         )
         if learner is not None:
             if learner.cfg.needs_labels:

@@ -97,6 +97,9 @@ class PolicyConfig:
     # Acting with an advantage-conditioned expert (use_cond): the positive indicator, with this
     # classifier-free guidance weight (1 = plain conditioning).
     act_guidance: float = 1.0
+    # Exploration while practising: the initial noise is act_noise_scale * N(0, I) (+ the steering
+    # mean). A robot's setting (actor.noise_scale), recorded with each episode; not shipped with heads.
+    act_noise_scale: float = 1.0
     # > 0: a noise-space steering net (rlpost.policy.steering) picks the mean of the initial noise,
     # bounded by this; it ships with the head. 0: plain standard-normal noise.
     steer_bound: float = 0.0
@@ -110,6 +113,8 @@ class PolicyConfig:
             raise ValueError(f"policy: horizon={self.horizon} and num_steps={self.num_steps} must be >= 1")
         if not self.cameras:
             raise ValueError("policy.cameras is empty; a VLA needs at least one camera")
+        if not 0.0 < self.act_noise_scale <= 5.0:
+            raise ValueError(f"policy.act_noise_scale={self.act_noise_scale} must be in (0, 5]")
         if not 0.0 <= self.steer_bound <= 5.0:
             raise ValueError(
                 f"policy.steer_bound={self.steer_bound} must be in [0, 5] (standard-normal units)"

@@ -106,16 +106,27 @@ class VLA(nn.Module):
 
     @torch.no_grad()
     def act_batch(
-        self, batch: ObsBatch, noise: Tensor | None = None, generator: torch.Generator | None = None
+        self,
+        batch: ObsBatch,
+        noise: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        noise_scale: float | None = None,
     ) -> Tensor:
         """Chunks for acting, float32 [B, H, A]: an advantage-conditioned expert acts with the
-        positive indicator and ``cfg.act_guidance``."""
+        positive indicator and ``cfg.act_guidance``; drawn noise is scaled by ``noise_scale``
+        (default ``cfg.act_noise_scale``)."""
         prefix = self.encode(batch)
         cond = (
             guidance_cond(prefix.batch_size, self._device()) if self.expert.cond_embed is not None else None
         )
         return self.sample(
-            prefix, batch.state, noise=noise, cond=cond, guidance=self.cfg.act_guidance, generator=generator
+            prefix,
+            batch.state,
+            noise=noise,
+            cond=cond,
+            guidance=self.cfg.act_guidance,
+            generator=generator,
+            noise_scale=self.cfg.act_noise_scale if noise_scale is None else noise_scale,
         )
 
     def select_state(self, state: np.ndarray | Tensor) -> np.ndarray | Tensor:
@@ -186,6 +197,7 @@ class VLA(nn.Module):
         guidance: float = 1.0,
         generator: torch.Generator | None = None,
         reuse_prefix: bool = True,
+        noise_scale: float = 1.0,
     ) -> Tensor:
         """Integrate the flow from noise to an action chunk.
 
@@ -197,6 +209,7 @@ class VLA(nn.Module):
             cond: int64 [B] advantage indicator (use_cond experts); with guidance != 1
                 the velocity is v_drop + guidance·(v_cond − v_drop) (classifier-free guidance).
             reuse_prefix: False re-projects the prefix at every step (only for the benchmark).
+            noise_scale: drawn noise is noise_scale · N(0, I) (exploration); a given ``noise`` is used as is.
 
         Returns:
             float32 [B, H, A], robot units.
@@ -205,7 +218,9 @@ class VLA(nn.Module):
         s = self.state_norm.normalize(self.select_state(self._check_state(state, "VLA.sample", b)))
         shape = (b, self.cfg.horizon, self.cfg.action_dim)
         if noise is None:
-            noise = torch.randn(shape, generator=generator).to(self._device())
+            if not 0.0 < noise_scale <= 5.0:
+                raise ValueError(f"VLA.sample: noise_scale={noise_scale} must be in (0, 5]")
+            noise = noise_scale * torch.randn(shape, generator=generator).to(self._device())
             if self.steer is not None:  # the steering net moves the noise's mean
                 with torch.no_grad():
                     noise = noise + self.steer(prefix, s)
