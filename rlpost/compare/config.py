@@ -34,7 +34,9 @@ METHOD_MODES: dict[str, str] = {
     "steer_distill": "steer_distill",
     "fpo": "fpo",
 }
-CONTROLS: tuple[str, ...] = ("demo_only", "curated")  # every method's paired difference against these
+# every method's paired difference against these (where the table has them): continued imitation,
+# curated imitation, and, with operators, the takeovers alone without advantages
+CONTROLS: tuple[str, ...] = ("demo_only", "curated", "takeovers_only")
 
 
 @dataclass

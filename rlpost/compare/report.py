@@ -28,6 +28,8 @@ COLUMNS = (
     "vs demo_only",
     "succ/h vs demo_only",
     "vs curated",
+    "vs takeovers_only",
+    "succ/h vs takeovers_only",
 )
 
 
@@ -77,8 +79,8 @@ def method_row(
         d = paired_bootstrap(o, ctrl, n_boot=n_boot)
         diffs[name] = d
         row[f"vs {name}"] = d["success"].text(2)
-        if name == "demo_only":
-            row["succ/h vs demo_only"] = d["succ_per_hour"].text(0)
+        if name in ("demo_only", "takeovers_only"):
+            row[f"succ/h vs {name}"] = d["succ_per_hour"].text(0)
     return row, diffs
 
 

@@ -15,11 +15,12 @@ from rlpost.report import write_json
 N = 200  # evaluation episodes per run
 
 
-def _run(method: str, seed: int, success_rate: float) -> dict:
+def _run(method: str, seed: int, success_rate: float, takeovers: bool = False) -> dict:
     """A one-round run whose evaluation succeeds on the first ``success_rate`` share of the seeds."""
     k = int(success_rate * N)
     rd = RoundRecord(1, 10, 50.0, 5, 0, 0, 100, [i < k for i in range(N)], [10.0] * N, list(range(N)))
-    return dataclasses.asdict(RunRecord("tabletop", False, method, seed, f"self-{method}-s{seed}", [rd]))
+    sid = f"{'operator' if takeovers else 'self'}-{method}-s{seed}"
+    return dataclasses.asdict(RunRecord("tabletop", takeovers, method, seed, sid, [rd]))
 
 
 def _comparison(path, methods: dict[str, float], **config) -> str:
@@ -40,7 +41,12 @@ def _comparison(path, methods: dict[str, float], **config) -> str:
         "sim": {"n_blocks": 1},
         "operator": {},
     } | config
-    runs = [_run(m, s, rate) for m, rate in methods.items() for s in range(cfg["seeds"])]
+    runs = [
+        _run(m, s, rate, takeovers=t)
+        for m, rate in methods.items()
+        for s in range(cfg["seeds"])
+        for t in cfg["takeovers"]
+    ]
     write_json(path / "compare.json", {"config": cfg, "runs": runs, "budgets": {}})
     return str(path / "compare.json")
 
@@ -138,3 +144,18 @@ def test_compare_records_absolute_paths_so_runs_from_other_working_directories_p
     assert doc["demos"] == str(tmp_path / "exp" / "demos") and doc["out"] == str(tmp_path / "cmp")
     assert doc["reward_model"] == ""  # unset stays unset
     assert doc["seeds"] == cfg.seeds
+
+
+def test_with_takeovers_every_method_is_also_paired_against_the_takeovers_alone(tmp_path, capsys):
+    for d in "ab":
+        (tmp_path / d).mkdir()
+    a = _comparison(tmp_path / "a", {"demo_only": 0.4, "takeovers_only": 0.6}, takeovers=[True])
+    b = _comparison(tmp_path / "b", {"awfm": 0.75}, takeovers=[True])
+    assert main(["compare-merge", f"out={tmp_path / 'm'}", a, b]) == 0
+    assert "vs takeovers_only" in capsys.readouterr().out
+    merged = json.loads((tmp_path / "m" / "compare.json").read_text())
+    (table,) = [t for key, t in merged["tables"].items() if key.startswith("tabletop/")]
+    diff = table["diffs"]["awfm"]["takeovers_only"]
+    assert diff["success"]["diff"] == pytest.approx(0.15) and diff["success"]["lo"] > 0
+    assert diff["succ_per_hour"]["diff"] > 0
+    assert "takeovers_only" not in table["diffs"]["takeovers_only"]  # not against itself
