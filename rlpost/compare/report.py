@@ -117,8 +117,8 @@ def variant_settings(first: dict[str, Any], other: dict[str, Any]) -> dict[str, 
             return {prefix: d}
         return {k: v for key, sub in d.items() for k, v in flat(sub, f"{prefix}.{key}").items()}
 
-    a = {k: v for key in VARIANT_KEYS for k, v in flat(first.get(key), key).items()}
-    b = {k: v for key in VARIANT_KEYS for k, v in flat(other.get(key), key).items()}
+    a = {k: v for key in VARIANT_KEYS if key in first for k, v in flat(first[key], key).items()}
+    b = {k: v for key in VARIANT_KEYS if key in other for k, v in flat(other[key], key).items()}
     return {k.removeprefix("learner."): b.get(k) for k in sorted(a.keys() & b.keys()) if a[k] != b[k]}
 
 

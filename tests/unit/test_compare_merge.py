@@ -83,6 +83,7 @@ def test_methods_that_learned_under_other_settings_join_as_named_variants_not_un
         {"steer": 0.6},
         learner=dict(learner, advantage="mc", distill_fraction=0.5),
         reward_model="x/rm-v1",
+        practice_noise_scale=1.0,  # a top-level setting a predates
     )
     c = _comparison(tmp_path / "c", {"steer": 0.5}, learner=learner, reward_model="runs/big/reward/rm-v1")
     assert main(["compare-merge", f"out={tmp_path / 'm'}", a, b, c]) == 0
