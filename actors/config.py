@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from rlpost.schema import check_noise_scale
 from rlpost.sim.config import SimConfig, SimOperatorConfig
 from rlpost.transport.curve import CurveKeys
 from rlpost.transport.sockets import LOOPBACK, check_security
@@ -192,4 +193,4 @@ class ActorConfig:
         )
         _require(bool(self.policy), "actor.policy must name a VLA checkpoint directory")
         _require(self.reconnect_timeout_s > 0, "actor.reconnect_timeout_s must be > 0")
-        _require(0 < self.noise_scale <= 5, f"actor.noise_scale={self.noise_scale} must be in (0, 5]")
+        check_noise_scale(self.noise_scale, "actor.noise_scale")

@@ -29,6 +29,7 @@ from actors.zmq_robot import RobotDisconnected, ZmqRobot
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.data.store_error import StoreFullError
 from rlpost.interfaces import Robot
+from rlpost.schema import noise_scale_tag
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ class RobotRunner:
             session_id=cfg.session_id,
             task=cfg.task,
             sim_operator_ids=sim_ids,
-            episode_extra={"noise_scale": f"{cfg.noise_scale:g}"},
+            episode_extra=noise_scale_tag(cfg.noise_scale),
         )
         return cls(cfg, loop, channel, weights, store, device, live)
 

@@ -162,6 +162,25 @@ class StepRecord:
         return self
 
 
+MAX_NOISE_SCALE = 5.0  # exploration: the largest scale of the initial noise any setting accepts
+
+
+def check_noise_scale(value: float, name: str) -> float:
+    """``value`` if it is a usable scale of the flow's initial noise, in (0, MAX_NOISE_SCALE].
+
+    Raises:
+        ValueError: naming the setting ``name`` and its value.
+    """
+    if not 0.0 < value <= MAX_NOISE_SCALE:
+        raise ValueError(f"{name}={value} must be in (0, {MAX_NOISE_SCALE:g}]")
+    return value
+
+
+def noise_scale_tag(value: float) -> dict[str, str]:
+    """The episode-meta tag that records the noise scale an episode was practised with."""
+    return {"noise_scale": f"{value:g}"}
+
+
 @dataclass(frozen=True)
 class EpisodeMeta:
     """Everything about an episode that is not per step."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from learner.config import LearnerConfig
 from rlpost.metrics import LoggerConfig
 from rlpost.names import unknown_name_error
+from rlpost.schema import check_noise_scale
 from rlpost.sim.config import BUILTIN_TASKS, SimConfig, SimOperatorConfig
 
 # Every method starts from the same pretrained checkpoint and spends the same robot time.
@@ -90,8 +91,7 @@ class CompareConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"compare.{name}={getattr(self, name)} must be >= 1")
-        if not 0 < self.practice_noise_scale <= 5:
-            raise ValueError(f"compare.practice_noise_scale={self.practice_noise_scale} must be in (0, 5]")
+        check_noise_scale(self.practice_noise_scale, "compare.practice_noise_scale")
         needs_rm = [m for m in self.methods if m in ("awfm", "adv_conditioned", "steer", "steer_distill", "fpo")]
         if needs_rm and not self.reward_model:
             raise ValueError(

@@ -36,6 +36,7 @@ from rlpost.data.episode_store import EpisodeStore
 from rlpost.evaluation import EvalConfig, EvalResult, evaluate, vla_chunk_fn
 from rlpost.metrics import MetricsLogger
 from rlpost.policy import VLA, load_checkpoint
+from rlpost.schema import noise_scale_tag
 from rlpost.session import import_episodes
 from rlpost.sim import with_policy_cameras
 
@@ -184,7 +185,7 @@ def run_one(
             execute=cfg.execute,
             num_envs=cfg.num_envs,
             session_id=sid,
-            extra={"noise_scale": f"{cfg.practice_noise_scale:g}"},
+            extra=noise_scale_tag(cfg.practice_noise_scale),
         )
         if learner is not None:
             if learner.cfg.needs_labels:

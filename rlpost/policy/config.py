@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rlpost.names import unknown_name_error
+from rlpost.schema import check_noise_scale
 
 BACKBONES = ("tiny", "hf")
 HF_DTYPES = ("float32", "bfloat16", "float16")
@@ -113,8 +114,7 @@ class PolicyConfig:
             raise ValueError(f"policy: horizon={self.horizon} and num_steps={self.num_steps} must be >= 1")
         if not self.cameras:
             raise ValueError("policy.cameras is empty; a VLA needs at least one camera")
-        if not 0.0 < self.act_noise_scale <= 5.0:
-            raise ValueError(f"policy.act_noise_scale={self.act_noise_scale} must be in (0, 5]")
+        check_noise_scale(self.act_noise_scale, "policy.act_noise_scale")
         if not 0.0 <= self.steer_bound <= 5.0:
             raise ValueError(
                 f"policy.steer_bound={self.steer_bound} must be in [0, 5] (standard-normal units)"

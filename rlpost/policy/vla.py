@@ -27,7 +27,7 @@ from rlpost.policy.flow import euler_integrate, euler_invert, noisy_actions, sam
 from rlpost.policy.normalizer import Normalizer, NormStats
 from rlpost.policy.steering import SteeringNet
 from rlpost.policy.tiny_backbone import TinyBackbone
-from rlpost.schema import Observation, SchemaError
+from rlpost.schema import Observation, SchemaError, check_noise_scale
 
 HEAD_PREFIXES = ("expert.", "state_norm.", "action_norm.", "steer.")
 # Settings that travel in a head file beside the weights (scalars, not module state).
@@ -218,8 +218,7 @@ class VLA(nn.Module):
         s = self.state_norm.normalize(self.select_state(self._check_state(state, "VLA.sample", b)))
         shape = (b, self.cfg.horizon, self.cfg.action_dim)
         if noise is None:
-            if not 0.0 < noise_scale <= 5.0:
-                raise ValueError(f"VLA.sample: noise_scale={noise_scale} must be in (0, 5]")
+            check_noise_scale(noise_scale, "VLA.sample: noise_scale")
             noise = noise_scale * torch.randn(shape, generator=generator).to(self._device())
             if self.steer is not None:  # the steering net moves the noise's mean
                 with torch.no_grad():

@@ -76,7 +76,6 @@ class Session:
         self.learner: Any = None  # LearnerService, or its Ray actor handle
         self.remote_learner = cfg.ray.learner_actor
         self.session_id = ""
-        self.version = 0  # latest head version offered to the robots
         self.learner_step = 0
         self.broadcast_ms: list[float] = []
         self.actors_start_s = float("nan")
@@ -202,6 +201,11 @@ class Session:
         log.info("ray: %s", "joined " + rc.address if rc.address else f"local, {kwargs['num_cpus']} CPUs")
 
     @property
+    def version(self) -> int:
+        """The latest head version offered to the robots (0: none yet)."""
+        return self.fleet.version
+
+    @property
     def robots(self) -> list[_Robot]:
         """The driver's record of each robot actor (the console and fault scenarios read it)."""
         return self.fleet.robots
@@ -289,7 +293,6 @@ class Session:
         """
         ms = self.fleet.offer(head, version)
         self.broadcast_ms.append(ms)
-        self.version = version
         log.info("head version %d offered to %d actor(s) in %.1f ms", version, len(self.fleet.actors()), ms)
         if self._metrics is not None:
             self._metrics.log({"fleet/broadcast_ms": ms, "fleet/head_version": version}, self._step())
