@@ -275,23 +275,33 @@ def _compare(overrides: list[str]) -> int:
 
 
 def _compare_merge(args: list[str]) -> int:
-    from rlpost.compare import merge
+    return _join_comparisons(
+        args, "compare-merge", "comparisons run on the same checkpoint, seeds and budgets"
+    )
+
+
+def _compare_pool(args: list[str]) -> int:
+    return _join_comparisons(
+        args, "compare-pool", "replications: the same comparison run on other practice/evaluation seeds"
+    )
+
+
+def _join_comparisons(args: list[str], verb: str, what: str) -> int:
+    from rlpost.compare import merge, pool
 
     out = [a.split("=", 1)[1] for a in args if a.startswith("out=")]
     inputs = [a for a in args if not a.startswith("out=")]
     if len(out) != 1 or len(inputs) < 2 or any("=" in a for a in inputs):
-        print(
-            "usage: rlpost compare-merge out=DIR A/compare.json B/compare.json [...] "
-            "(comparisons run on the same checkpoint, seeds and budgets)",
-            file=sys.stderr,
-        )
+        print(f"usage: rlpost {verb} out=DIR A/compare.json B/compare.json [...] ({what})", file=sys.stderr)
         return 2
     try:
-        text, _ = merge(inputs, out[0])
+        text, result = (merge if verb == "compare-merge" else pool)(inputs, out[0])
     except (FileNotFoundError, ValueError) as e:
         print(f"rlpost {e}", file=sys.stderr)
         return 1
     print(text)
+    for m, where in result["config"].get("left_out", {}).items():
+        print(f"left out (not in every replication): {m}, only in {', '.join(where)}")
     print(f"wrote {out[0]}/compare.json, {out[0]}/curves.png, {out[0]}/tables.txt")
     return 0
 
@@ -362,6 +372,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable[[list[str]], int]]] = {
     ("compare-merge",): (
         "one table from comparisons run apart on the same checkpoint, seeds and budgets (out=DIR A B ...)",
         _compare_merge,
+    ),
+    ("compare-pool",): (
+        "pool replications of one comparison run on other seeds into one table (out=DIR A B ...)",
+        _compare_pool,
     ),
     ("learn",): (
         "train the action head offline on a store (learner.mode: awfm, adv_conditioned, curated, bc_all, "

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from rlpost.compare.config import METHODS, CompareConfig
-from rlpost.compare.report import merge_results, plot_curves, tables
+from rlpost.compare.report import merge_results, plot_curves, pool_results, tables
 from rlpost.compare.runner import run_compare
 from rlpost.report import write_json
 
-__all__ = ["METHODS", "CompareConfig", "compare", "merge"]
+__all__ = ["METHODS", "CompareConfig", "compare", "merge", "pool"]
 
 
 def compare(cfg: CompareConfig) -> tuple[str, dict[str, Any]]:
@@ -28,19 +28,36 @@ def merge(inputs: list[str | Path], out: str | Path, n_boot: int = 2000) -> tupl
         FileNotFoundError: an input is missing.
         ValueError: an input is not a comparison's JSON, or the inputs would not pair.
     """
+    results, names = _load(inputs, "compare-merge")
+    return _write(merge_results(results, names), Path(out), n_boot)
+
+
+def pool(inputs: list[str | Path], out: str | Path, n_boot: int = 2000) -> tuple[str, dict[str, Any]]:
+    """Pool replications (the same comparison run again on other practice and evaluation seeds)
+    into one, written under ``out`` like :func:`compare`'s output; see ``pool_results``.
+
+    Raises:
+        FileNotFoundError: an input is missing.
+        ValueError: an input is not a comparison's JSON, or the inputs are not replications.
+    """
+    results, names = _load(inputs, "compare-pool")
+    return _write(pool_results(results, names), Path(out), n_boot)
+
+
+def _load(inputs: list[str | Path], verb: str) -> tuple[list[dict[str, Any]], list[str]]:
     paths = [Path(p) / "compare.json" if Path(p).is_dir() else Path(p) for p in inputs]
     results = []
     for p in paths:
         if not p.exists():
-            raise FileNotFoundError(f"compare-merge: {p} does not exist")
+            raise FileNotFoundError(f"{verb}: {p} does not exist")
         try:
             r = json.loads(p.read_text())
         except json.JSONDecodeError as e:
-            raise ValueError(f"compare-merge: {p} is not valid JSON ({e})") from e
+            raise ValueError(f"{verb}: {p} is not valid JSON ({e})") from e
         if not isinstance(r, dict) or not {"config", "runs"} <= r.keys():
-            raise ValueError(f"compare-merge: {p} is not the compare.json of `rlpost compare`")
+            raise ValueError(f"{verb}: {p} is not the compare.json of `rlpost compare`")
         results.append(r)
-    return _write(merge_results(results, [str(p) for p in paths]), Path(out), n_boot)
+    return results, [str(p) for p in paths]
 
 
 def _write(result: dict[str, Any], out: Path, n_boot: int) -> tuple[str, dict[str, Any]]:

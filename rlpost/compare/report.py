@@ -176,6 +176,76 @@ def merge_results(results: list[dict[str, Any]], names: list[str] | None = None)
     return {"config": config, "runs": runs, "budgets": [r.get("budgets") for r in results]}
 
 
+# Settings a replication may change: its seeds (which draw other practice and evaluation
+# episodes) and how many of them; everything else must match for the pool to be one experiment.
+REPLICATION_KEYS = ("seeds", "eval_episodes", "eval_seed", "practice_seed")
+
+
+def pool_results(results: list[dict[str, Any]], names: list[str] | None = None) -> dict[str, Any]:
+    """One comparison from replications: the same checkpoint, methods' settings and budgets run
+    again on other practice and evaluation seeds. Each (replication, seed) stays its own stratum of
+    the paired bootstrap (its episodes pair only with the same replication's other methods), so the
+    pooled intervals use every paired episode. Seeds are renumbered 0, 1, ... in input order; the
+    pooled config's ``pooled_from`` records each input's seeds and where its seeds start.
+
+    Methods run in every replication are pooled; the others are left out and listed in the
+    config's ``left_out`` (their episodes would not pair with the controls of every stratum).
+
+    Raises:
+        ValueError: fewer than two results; a setting other than :data:`REPLICATION_KEYS` differs
+            (named, with both values); two inputs share both seeds (the same episodes twice);
+            no method is in every replication.
+    """
+    if len(results) < 2:
+        raise ValueError("compare-pool: give at least two compare.json files")
+    names = names or [f"#{i}" for i in range(len(results))]
+    first = results[0]["config"]
+    keys = (set(first) | {k for r in results for k in r["config"]}) - set(REPLICATION_KEYS)
+    # where and how it ran, not what ran; methods are matched below
+    keys -= {"out", "methods", "merged_from", "logger", "progress", "threads", "bootstrap"}
+    for name, r in zip(names[1:], results[1:], strict=True):
+        for k in sorted(keys):
+            if k in first and k in r["config"] and r["config"][k] != first[k]:
+                raise ValueError(
+                    f"compare-pool: {name} ran with {k}={r['config'][k]!r}, {names[0]} with "
+                    f"{first[k]!r}; only {', '.join(REPLICATION_KEYS)} may differ between replications"
+                )
+    seen: dict[tuple[int, int], str] = {}
+    for name, r in zip(names, results, strict=True):
+        if "pooled_from" in r["config"]:
+            raise ValueError(f"compare-pool: {name} is already a pool; pool the comparisons it was made from")
+        key = (r["config"]["eval_seed"], r["config"]["practice_seed"])
+        if key in seen:
+            raise ValueError(
+                f"compare-pool: {name} and {seen[key]} both ran eval_seed={key[0]}, practice_seed={key[1]}:"
+                " the same episodes would count twice (use compare-merge to join methods of one run)"
+            )
+        seen[key] = name
+    common = [m for m in first["methods"] if all(m in r["config"]["methods"] for r in results)]
+    if not common:
+        raise ValueError(f"compare-pool: no method ran in every one of {', '.join(names)}")
+    left_out = {
+        m: [n for n, r in zip(names, results, strict=True) if m in r["config"]["methods"]]
+        for r in results
+        for m in r["config"]["methods"]
+        if m not in common
+    }
+    runs: list[dict] = []
+    pooled_from: list[dict[str, Any]] = []
+    offset = 0
+    for name, r in zip(names, results, strict=True):
+        cfg = r["config"]
+        runs += [dict(x, seed=x["seed"] + offset) for x in r["runs"] if x["method"] in common]
+        pooled_from.append(
+            {"input": name, "first_seed": offset} | {k: cfg[k] for k in REPLICATION_KEYS if k in cfg}
+        )
+        offset += cfg["seeds"]
+    config = dict(first, methods=common, seeds=offset, pooled_from=pooled_from, left_out=left_out)
+    config.pop("eval_seed", None)
+    config.pop("practice_seed", None)
+    return {"config": config, "runs": runs, "budgets": [r.get("budgets") for r in results]}
+
+
 def tables(result: dict[str, Any], n_boot: int = 2000) -> tuple[str, dict[str, Any]]:
     """Text tables per task and operator setting, and overall; and the numbers behind them."""
     cfg, runs = result["config"], result["runs"]

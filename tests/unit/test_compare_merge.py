@@ -160,3 +160,60 @@ def test_with_takeovers_every_method_is_also_paired_against_the_takeovers_alone(
     assert diff["success"]["diff"] == pytest.approx(0.15) and diff["success"]["lo"] > 0
     assert diff["succ_per_hour"]["diff"] > 0
     assert "takeovers_only" not in table["diffs"]["takeovers_only"]  # not against itself
+
+
+# `rlpost compare-pool`: replications of one comparison on other seeds become one table.
+
+
+def test_replications_pool_into_one_table_with_every_seed_its_own_stratum(tmp_path, capsys):
+    for d in "abc":
+        (tmp_path / d).mkdir()
+    methods = {"takeovers_only": 0.6, "awfm": 0.65}
+    a = _comparison(tmp_path / "a", dict(methods, curated=0.5), takeovers=[True])
+    b = _comparison(tmp_path / "b", methods, takeovers=[True], eval_seed=600_000, practice_seed=2_000_000)
+    c = _comparison(
+        tmp_path / "c", methods, takeovers=[True], seeds=1, eval_seed=700_000, practice_seed=3_000_000
+    )
+    assert main(["compare-pool", f"out={tmp_path / 'p'}", a, b, c]) == 0
+    out = capsys.readouterr().out
+    pooled = json.loads((tmp_path / "p" / "compare.json").read_text())
+    cfg = pooled["config"]
+    assert cfg["seeds"] == 5 and cfg["methods"] == ["takeovers_only", "awfm"]
+    assert [p["first_seed"] for p in cfg["pooled_from"]] == [0, 2, 4]
+    assert [p["practice_seed"] for p in cfg["pooled_from"]] == [1_000_000, 2_000_000, 3_000_000]
+    assert cfg["left_out"] == {"curated": [a]} and "left out" in out and "curated" in out
+    assert sorted({r["seed"] for r in pooled["runs"]}) == [0, 1, 2, 3, 4]
+    (table,) = pooled["tables"].values()
+    diff = table["diffs"]["awfm"]["takeovers_only"]["success"]
+    # every (replication, seed) pairs its own 200 episodes: 1000 paired episodes, +0.05 in each
+    assert diff["n"] == 1000 and diff["diff"] == pytest.approx(0.05) and diff["lo"] > 0
+    assert "5 seeds pooled" in out
+
+
+def test_pool_refuses_the_same_seeds_twice_and_other_settings_naming_them(tmp_path, capsys):
+    for d in "abc":
+        (tmp_path / d).mkdir()
+    a = _comparison(tmp_path / "a", {"demo_only": 0.4, "steer": 0.5})
+    b = _comparison(tmp_path / "b", {"demo_only": 0.4, "steer": 0.5}, seeds=3)  # seeds as a's
+    assert main(["compare-pool", f"out={tmp_path / 'p'}", a, b]) == 1
+    assert "same episodes would count twice" in capsys.readouterr().err
+    c = _comparison(tmp_path / "c", {"demo_only": 0.4}, eval_seed=9, updates_per_round=50)
+    assert main(["compare-pool", f"out={tmp_path / 'p'}", a, c]) == 1
+    err = capsys.readouterr().err
+    assert "updates_per_round=50" in err and "only seeds" in err and not (tmp_path / "p").exists()
+
+
+def test_pool_needs_a_method_in_every_replication_and_no_pool_as_input(tmp_path, capsys):
+    for d in "abc":
+        (tmp_path / d).mkdir()
+    a = _comparison(tmp_path / "a", {"demo_only": 0.4})
+    b = _comparison(tmp_path / "b", {"steer": 0.5}, eval_seed=9)
+    assert main(["compare-pool", f"out={tmp_path / 'p'}", a, b]) == 1
+    assert "no method ran in every one" in capsys.readouterr().err
+    c = _comparison(tmp_path / "c", {"demo_only": 0.5}, eval_seed=10)
+    assert main(["compare-pool", f"out={tmp_path / 'p'}", a, c]) == 0
+    capsys.readouterr()
+    assert main(["compare-pool", f"out={tmp_path / 'q'}", str(tmp_path / "p"), b]) == 1
+    assert "already a pool" in capsys.readouterr().err
+    assert main(["compare-pool", f"out={tmp_path / 'q'}", a]) == 2
+    assert "usage: rlpost compare-pool" in capsys.readouterr().err
