@@ -41,6 +41,7 @@ The modules, each one concern (everything above is importable from ``rlpost.sess
 - ``inputs``: importing demonstrations into the store, training the reward model.
 - ``learner_service``: LearnerService (labeler + learner) and the LearnerTick it returns.
 - ``robots``: RobotGroup, the Fleet of robot actors (dispatch, collect, restarts, head offers).
+- ``directory``: SessionDirectory (the session.json marker, session.log, summary.json).
 - ``session``: the Session driver and its SessionSummary.
 """
 

@@ -1,6 +1,7 @@
 """The :class:`Session` driver: starts Ray, the learner and the robot fleet, dispatches
 episodes, offers new heads and shuts down cleanly; and the :class:`SessionSummary` it returns.
-The robot actors themselves (start, dispatch, collect, restarts) are :class:`Fleet`'s.
+The robot actors themselves (start, dispatch, collect, restarts) are :class:`Fleet`'s; the
+directory's marker, log and summary files :class:`SessionDirectory`'s.
 
 The overview (the pieces, the session directory, resume) is the package docstring,
 :mod:`rlpost.session`.
@@ -9,13 +10,11 @@ The overview (the pieces, the session directory, resume) is the package docstrin
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +28,8 @@ from actors.runner import ActorStatus
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.fleet_status import FleetTracker, RobotLive, rate
 from rlpost.metrics import MetricsLogger
-from rlpost.report import write_json
 from rlpost.session.config import PracticeConfig
+from rlpost.session.directory import SessionDirectory
 from rlpost.session.inputs import import_episodes
 from rlpost.session.learner_service import LearnerService, LearnerTick
 from rlpost.session.robots import Fleet, SessionError, _outcome, _Robot
@@ -73,6 +72,7 @@ class Session:
         self.robot_ids = cfg.robot_names()
         self.tracker = FleetTracker(self.robot_ids, cfg.status_window)
         self.fleet = Fleet(cfg.ray)
+        self.directory = SessionDirectory(self.out)
         self.learner: Any = None  # LearnerService, or its Ray actor handle
         self.remote_learner = cfg.ray.learner_actor
         self.session_id = ""
@@ -84,7 +84,6 @@ class Session:
         self._stopped_by = "budget"
         self._started = False
         self._closed = False
-        self._prepared = False
         self._learn_future: Any = None
         self._update_s = 0.0
         self._updates_while_running = 0
@@ -92,7 +91,6 @@ class Session:
         self._prior_episodes = 0
         self._prior_hours = 0.0
         self._metrics: MetricsLogger | None = None
-        self._log_handler: logging.Handler | None = None
         self._last_status = 0.0
         self.console: Any = None  # rlpost.session_console.SessionConsole while it serves
 
@@ -107,7 +105,7 @@ class Session:
 
         cfg = self.cfg
         cfg.check_learning()
-        self._prepare_directory()
+        self.session_id = self.directory.open(dataclasses.asdict(cfg), cfg.resume)
         store_dir = str(self.out / "store")
         with EpisodeStore.open(store_dir) as store:
             if cfg.demos:
@@ -157,30 +155,6 @@ class Session:
             self.console = SessionConsole(self, cfg.console)
             url = self.console.start()
             self.on_status(f"console: {url}  (also in {self.out / 'console.json'}, readable by you only)")
-
-    def _prepare_directory(self) -> None:
-        cfg, marker = self.cfg, self.out / "session.json"
-        if marker.exists() and not cfg.resume:
-            raise SessionError(f"{self.out} already holds a session; pass resume=true to continue it")
-        if cfg.resume and not marker.exists():
-            raise SessionError(f"resume=true but {self.out} holds no session (no session.json)")
-        self.out.mkdir(parents=True, exist_ok=True)
-        doc = (
-            json.loads(marker.read_text())
-            if marker.exists()
-            else {
-                "session_id": f"session-{uuid.uuid4().hex[:8]}",
-                "runs": [],
-            }
-        )
-        self.session_id = doc["session_id"]
-        doc["runs"].append({"started": time.time()})
-        doc["config"] = dataclasses.asdict(cfg)
-        write_json(marker, doc)
-        self._prepared = True
-        self._log_handler = logging.FileHandler(self.out / "session.log")
-        self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logging.getLogger().addHandler(self._log_handler)
 
     def _init_ray(self) -> None:
         import ray
@@ -470,7 +444,7 @@ class Session:
                 self._learner_call("close")
                 if self.remote_learner:
                     ray.kill(self.learner)
-            if (self.out / "store" / "store.json").exists() and self._prepared:
+            if (self.out / "store" / "store.json").exists() and self.directory.opened:
                 with EpisodeStore.open(self.out / "store") as store:  # recovers WALs of robots that died
                     n_rec = sum(m.extra.get("recovered") == "true" for m in store.episodes())
                 if n_rec:
@@ -482,15 +456,7 @@ class Session:
             if self._owns_ray:
                 ray.shutdown()
         summary = self._summary(wall_s)
-        if not self._prepared:
-            return summary
-        write_json(self.out / "summary.json", dataclasses.asdict(summary))
-        doc = json.loads((self.out / "session.json").read_text())
-        doc["runs"][-1].update({"stopped": time.time(), "stopped_by": self._stopped_by})
-        write_json(self.out / "session.json", doc)
-        if self._log_handler is not None:
-            logging.getLogger().removeHandler(self._log_handler)
-            self._log_handler.close()
+        self.directory.close(dataclasses.asdict(summary), self._stopped_by)
         return summary
 
     def _summary(self, wall_s: float) -> SessionSummary:
