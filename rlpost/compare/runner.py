@@ -151,8 +151,10 @@ def run_one(
     seed: int,
     baseline: list[EvalResult],
     metrics: MetricsLogger,
+    first_step: int = 0,
 ) -> RunRecord:
-    """One method's whole schedule (see the module docstring)."""
+    """One method's whole schedule (see the module docstring). Its rounds are logged at steps
+    ``first_step + 1 ...``: one logger serves every run, and wandb drops a step below its last."""
     t0 = time.perf_counter()
     sid = session_id(takeovers, method, seed)
     rec = RunRecord(bench.task, takeovers, method, seed, sid)
@@ -214,8 +216,9 @@ def run_one(
                 f"compare/{sid}/{bench.task}/success": float(np.mean(success)),
                 f"compare/{sid}/{bench.task}/practice_success": st.successes / max(st.episodes, 1),
                 f"compare/{sid}/{bench.task}/robot_h": rec.practice_robot_s / 3600,
+                f"compare/{sid}/{bench.task}/round": r + 1,
             },
-            r + 1,
+            first_step + r + 1,
         )
     rec.wall_s = time.perf_counter() - t0
     return rec
@@ -294,7 +297,10 @@ def run_compare(cfg: CompareConfig) -> dict[str, Any]:
                 for s in range(cfg.seeds):
                     for method in cfg.methods:
                         bar.set_postfix_str(f"{task} {session_id(takeovers, method, s)}")
-                        rec = run_one(cfg, bench, method, takeovers, s, baselines[s], metrics)
+                        done = len(runs) + len(task_runs)
+                        rec = run_one(
+                            cfg, bench, method, takeovers, s, baselines[s], metrics, done * cfg.rounds
+                        )
                         task_runs.append(rec)
                         bar.update(1)
             budgets[task] = check_budgets(bench, task_runs)

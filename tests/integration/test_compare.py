@@ -71,6 +71,11 @@ def test_every_method_gets_the_same_practice_budget_and_the_outputs_are_written(
     rows = doc["tables"]["tabletop/takeovers"]["rows"]
     assert [r["method"] for r in rows] == list(METHODS)
     assert "vs demo_only" in text and "vs curated" in text
+    # every run's rounds reach the metrics log (wandb too: its steps only ever increase)
+    rows = [json.loads(line) for line in (tmp_path / "cmp" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows]
+    assert steps == sorted(set(steps)) and len(rows) == len(runs) * cfg.rounds
+    assert {k.split("/")[1] for r in rows for k in r if k.startswith("compare/")} == set(budgets)
 
 
 def test_a_run_whose_store_disagrees_with_its_report_is_refused(assets, tmp_path):  # noqa: F811
