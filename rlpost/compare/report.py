@@ -54,6 +54,42 @@ def outcomes(runs: list[dict], tasks: list[str], round_index: int = -1) -> Episo
     return EpisodeOutcomes(np.concatenate(succ), np.concatenate(dur), np.concatenate(strata))
 
 
+def outcomes_all_rounds(runs: list[dict], tasks: list[str]) -> EpisodeOutcomes:
+    """Every round's evaluation episodes of these runs, each (task, seed, round) its own stratum."""
+    per = [outcomes(runs, tasks, r) for r in range(len(runs[0]["rounds"]))]
+    return EpisodeOutcomes(
+        np.concatenate([o.success for o in per]),
+        np.concatenate([o.duration_s for o in per]),
+        np.concatenate([o.stratum + (r + 1) * 1_000_000 for r, o in enumerate(per)]),
+    )
+
+
+def round_rows(
+    picked: dict[str, list[dict]], tasks: list[str], n_boot: int
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, dict[str, PairedDiff]]]]:
+    """Success per round (seeds pooled) of each method, and its paired difference against
+    ``demo_only`` and ``takeovers_only`` over all rounds pooled: the final round alone is one
+    snapshot of a head that can move several points from one round to the next."""
+    controls = {c: outcomes_all_rounds(picked[c], tasks) for c in CONTROLS if picked.get(c)}
+    rows, diffs = [], {}
+    for m, runs in picked.items():
+        if not runs:
+            continue
+        row: dict[str, Any] = {"method": m}
+        for r in range(len(runs[0]["rounds"])):
+            row[f"round {r + 1}"] = float(outcomes(runs, tasks, r).success.mean())
+        o = outcomes_all_rounds(runs, tasks)
+        row["all rounds"] = float(o.success.mean())
+        diffs[m] = {}
+        for name, ctrl in controls.items():
+            if name != m and name != "curated":
+                d = paired_bootstrap(o, ctrl, n_boot=n_boot)
+                diffs[m][name] = d
+                row[f"all rounds vs {name}"] = d["success"].text(2)
+        rows.append(row)
+    return rows, diffs
+
+
 def method_row(
     runs: list[dict], tasks: list[str], method: str, controls: dict[str, EpisodeOutcomes], n_boot: int
 ) -> tuple[dict[str, Any], dict[str, dict[str, PairedDiff]]]:
@@ -266,9 +302,18 @@ def tables(result: dict[str, Any], n_boot: int = 2000) -> tuple[str, dict[str, A
                 diffs[m] = {c: {k: v.__dict__ for k, v in dd.items()} for c, dd in d.items()}
             title = f"{task or 'all tasks'} — {setting}: final round, {cfg['seeds']} seeds pooled"
             text.append(format_table(rows, [c for c in COLUMNS if any(c in r for r in rows)], title=title))
+            per_round, round_diffs = round_rows(picked, tasks, n_boot)
+            text.append(
+                format_table(per_round, title=f"{task or 'all tasks'} — {setting}: success per round")
+            )
             numbers[f"{task or 'all'}/{'takeovers' if takeovers else 'self'}"] = {
                 "rows": rows,
                 "diffs": diffs,
+                "rounds": per_round,
+                "round_diffs": {
+                    m: {c: {k: v.__dict__ for k, v in dd.items()} for c, dd in d.items()}
+                    for m, d in round_diffs.items()
+                },
             }
     return "\n\n".join(text), numbers
 

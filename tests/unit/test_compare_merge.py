@@ -217,3 +217,38 @@ def test_pool_needs_a_method_in_every_replication_and_no_pool_as_input(tmp_path,
     assert "already a pool" in capsys.readouterr().err
     assert main(["compare-pool", f"out={tmp_path / 'q'}", a]) == 2
     assert "usage: rlpost compare-pool" in capsys.readouterr().err
+
+
+def test_the_report_shows_success_per_round_and_pairs_all_rounds_against_the_controls(tmp_path):
+    from rlpost.compare.report import tables
+
+    def run(method: str, seed: int, rates: list[float]) -> dict:
+        rounds = [
+            RoundRecord(
+                r + 1, 10, 50.0, 5, 0, 0, 100, [i < int(x * N) for i in range(N)], [10.0] * N, list(range(N))
+            )
+            for r, x in enumerate(rates)
+        ]
+        return dataclasses.asdict(
+            RunRecord("tabletop", True, method, seed, f"operator-{method}-s{seed}", rounds)
+        )
+
+    (tmp_path / "a").mkdir()
+    _comparison(tmp_path / "a", {"takeovers_only": 0.0, "awfm": 0.0}, takeovers=[True], rounds=2)
+    doc = json.loads((tmp_path / "a" / "compare.json").read_text())
+    # the final round favours awfm by 0.2, the first round takeovers_only by 0.1: over both, +0.05
+    doc["runs"] = [run("takeovers_only", s, [0.5, 0.5]) for s in range(2)] + [
+        run("awfm", s, [0.4, 0.7]) for s in range(2)
+    ]
+    text, numbers = tables(doc, n_boot=200)
+    assert "success per round" in text
+    table = numbers["tabletop/takeovers"]
+    per_round = {r["method"]: r for r in table["rounds"]}
+    assert per_round["awfm"]["round 1"] == pytest.approx(0.4) and per_round["awfm"][
+        "round 2"
+    ] == pytest.approx(0.7)
+    assert per_round["awfm"]["all rounds"] == pytest.approx(0.55)
+    final = table["diffs"]["awfm"]["takeovers_only"]["success"]
+    overall = table["round_diffs"]["awfm"]["takeovers_only"]["success"]
+    assert final["diff"] == pytest.approx(0.2) and overall["diff"] == pytest.approx(0.05)
+    assert overall["n"] == 2 * final["n"]  # both rounds' episodes, each (seed, round) a stratum
