@@ -177,9 +177,22 @@ def read_meta_json(ep_dir: Path) -> tuple[EpisodeMeta, dict[str, Any]]:
         raise StoreError(f"{path}: not an rlpost episode meta file")
     if int(doc.get("schema_version", 0)) > SCHEMA_VERSION:
         raise StoreError(f"{path}: schema_version {doc['schema_version']} is newer than this rlpost")
-    for key in ("image_codec", "cameras", "state_dim", "action_dim", "files"):
+    for key in ("meta", "image_codec", "cameras", "state_dim", "action_dim", "files"):
         if key not in doc:
             raise StoreError(f"{path}: lacks key {key!r}")
+    files = doc["files"]
+    if not isinstance(files, dict):
+        raise StoreError(f"{path}: 'files' must map file names to their size and sha256")
+    for rel, info in files.items():
+        # a damaged key (say "sha256" with one bit flipped) must be named, not surface as a KeyError
+        if not (
+            isinstance(info, dict)
+            and isinstance(info.get("bytes"), int)
+            and isinstance(info.get("sha256"), str)
+        ):
+            raise StoreError(
+                f"{path}: entry {rel!r} of 'files' lacks an integer 'bytes' and a 'sha256' string"
+            )
     return meta_from_dict(doc["meta"], str(path)), doc
 
 

@@ -56,6 +56,18 @@ def test_truncated_meta_json_is_named(tmp_path: Path) -> None:
         EpisodeStore.open(tmp_path).episodes()
 
 
+@pytest.mark.parametrize(("key", "damaged"), [('"sha256"', '"sha246"'), ('"bytes"', '"bztes"')])
+def test_a_damaged_key_of_a_file_entry_in_meta_json_is_named(tmp_path: Path, key: str, damaged: str) -> None:
+    # one flipped bit that keeps the JSON valid but renames a key (found by the bad-input fuzzing)
+    write_episode(EpisodeStore.open(tmp_path), "ep", 2)
+    path = _episode_dir(tmp_path) / "meta.json"
+    path.write_text(path.read_text().replace(key, damaged, 1))
+    with pytest.raises(
+        StoreError, match=r"meta\.json: entry '.+' of 'files' lacks an integer 'bytes' and a 'sha256'"
+    ):
+        EpisodeStore.open(tmp_path).episodes()
+
+
 def test_missing_file_is_named(tmp_path: Path) -> None:
     write_episode(EpisodeStore.open(tmp_path), "ep", 2)
     (_episode_dir(tmp_path) / "reward.npy").unlink()
