@@ -275,27 +275,29 @@ def _compare(overrides: list[str]) -> int:
 
 
 def _compare_merge(args: list[str]) -> int:
+    from rlpost.compare import merge
+
     return _join_comparisons(
-        args, "compare-merge", "comparisons run on the same checkpoint, seeds and budgets"
+        args, merge, "compare-merge", "comparisons run on the same checkpoint, seeds and budgets"
     )
 
 
 def _compare_pool(args: list[str]) -> int:
+    from rlpost.compare import pool
+
     return _join_comparisons(
-        args, "compare-pool", "replications: the same comparison run on other practice/evaluation seeds"
+        args, pool, "compare-pool", "replications: the same comparison run on other practice/evaluation seeds"
     )
 
 
-def _join_comparisons(args: list[str], verb: str, what: str) -> int:
-    from rlpost.compare import merge, pool
-
+def _join_comparisons(args: list[str], join: Callable[..., tuple[str, dict]], verb: str, what: str) -> int:
     out = [a.split("=", 1)[1] for a in args if a.startswith("out=")]
     inputs = [a for a in args if not a.startswith("out=")]
     if len(out) != 1 or len(inputs) < 2 or any("=" in a for a in inputs):
         print(f"usage: rlpost {verb} out=DIR A/compare.json B/compare.json [...] ({what})", file=sys.stderr)
         return 2
     try:
-        text, result = (merge if verb == "compare-merge" else pool)(inputs, out[0])
+        text, result = join(inputs, out[0])
     except (FileNotFoundError, ValueError) as e:
         print(f"rlpost {e}", file=sys.stderr)
         return 1

@@ -38,6 +38,9 @@ METHOD_MODES: dict[str, str] = {
 # every method's paired difference against these (where the table has them): continued imitation,
 # curated imitation, and, with operators, the takeovers alone without advantages
 CONTROLS: tuple[str, ...] = ("demo_only", "curated", "takeovers_only")
+# the controls a learning method must beat (the two goals); successes per hour and the
+# all-rounds line are paired against these only
+PRIMARY_CONTROLS: tuple[str, ...] = ("demo_only", "takeovers_only")
 
 
 @dataclass

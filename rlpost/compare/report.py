@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rlpost.compare.config import CONTROLS
+from rlpost.compare.config import CONTROLS, PRIMARY_CONTROLS
 from rlpost.compare.stats import EpisodeOutcomes, PairedDiff, paired_bootstrap
 from rlpost.evaluation import wilson_interval
 from rlpost.report import format_table
@@ -54,38 +54,38 @@ def outcomes(runs: list[dict], tasks: list[str], round_index: int = -1) -> Episo
     return EpisodeOutcomes(np.concatenate(succ), np.concatenate(dur), np.concatenate(strata))
 
 
-def outcomes_all_rounds(runs: list[dict], tasks: list[str]) -> EpisodeOutcomes:
-    """Every round's evaluation episodes of these runs, each (task, seed, round) its own stratum."""
-    per = [outcomes(runs, tasks, r) for r in range(len(runs[0]["rounds"]))]
+def pool_rounds(per_round: list[EpisodeOutcomes]) -> EpisodeOutcomes:
+    """Several rounds' evaluation episodes as one set, each (task, seed, round) its own stratum."""
     return EpisodeOutcomes(
-        np.concatenate([o.success for o in per]),
-        np.concatenate([o.duration_s for o in per]),
-        np.concatenate([o.stratum + (r + 1) * 1_000_000 for r, o in enumerate(per)]),
+        np.concatenate([o.success for o in per_round]),
+        np.concatenate([o.duration_s for o in per_round]),
+        np.concatenate([o.stratum + (r + 1) * 1_000_000 for r, o in enumerate(per_round)]),
     )
 
 
 def round_rows(
     picked: dict[str, list[dict]], tasks: list[str], n_boot: int
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, dict[str, PairedDiff]]]]:
-    """Success per round (seeds pooled) of each method, and its paired difference against
-    ``demo_only`` and ``takeovers_only`` over all rounds pooled: the final round alone is one
-    snapshot of a head that can move several points from one round to the next."""
-    controls = {c: outcomes_all_rounds(picked[c], tasks) for c in CONTROLS if picked.get(c)}
+    """Success per round (seeds pooled) of each method, and its paired difference against the
+    primary controls over all rounds pooled: the final round alone is one snapshot of a head
+    that can move several points from one round to the next."""
+    per_round = {
+        m: [outcomes(runs, tasks, r) for r in range(len(runs[0]["rounds"]))]
+        for m, runs in picked.items()
+        if runs
+    }
+    controls = {c: pool_rounds(per_round[c]) for c in PRIMARY_CONTROLS if c in per_round}
     rows, diffs = [], {}
-    for m, runs in picked.items():
-        if not runs:
-            continue
+    for m, per in per_round.items():
         row: dict[str, Any] = {"method": m}
-        for r in range(len(runs[0]["rounds"])):
-            row[f"round {r + 1}"] = float(outcomes(runs, tasks, r).success.mean())
-        o = outcomes_all_rounds(runs, tasks)
-        row["all rounds"] = float(o.success.mean())
+        row.update({f"round {r + 1}": float(o.success.mean()) for r, o in enumerate(per)})
+        pooled = pool_rounds(per)
+        row["all rounds"] = float(pooled.success.mean())
         diffs[m] = {}
         for name, ctrl in controls.items():
-            if name != m and name != "curated":
-                d = paired_bootstrap(o, ctrl, n_boot=n_boot)
-                diffs[m][name] = d
-                row[f"all rounds vs {name}"] = d["success"].text(2)
+            if name != m:
+                diffs[m][name] = paired_bootstrap(pooled, ctrl, n_boot=n_boot)
+                row[f"all rounds vs {name}"] = diffs[m][name]["success"].text(2)
         rows.append(row)
     return rows, diffs
 
@@ -115,7 +115,7 @@ def method_row(
         d = paired_bootstrap(o, ctrl, n_boot=n_boot)
         diffs[name] = d
         row[f"vs {name}"] = d["success"].text(2)
-        if name in ("demo_only", "takeovers_only"):
+        if name in PRIMARY_CONTROLS:
             row[f"succ/h vs {name}"] = d["succ_per_hour"].text(0)
     return row, diffs
 
@@ -260,10 +260,10 @@ def pool_results(results: list[dict[str, Any]], names: list[str] | None = None) 
     common = [m for m in first["methods"] if all(m in r["config"]["methods"] for r in results)]
     if not common:
         raise ValueError(f"compare-pool: no method ran in every one of {', '.join(names)}")
+    every = dict.fromkeys(m for r in results for m in r["config"]["methods"])
     left_out = {
         m: [n for n, r in zip(names, results, strict=True) if m in r["config"]["methods"]]
-        for r in results
-        for m in r["config"]["methods"]
+        for m in every
         if m not in common
     }
     runs: list[dict] = []
