@@ -68,6 +68,10 @@ class LearnerConfig:
     # on its first steps whatever the gradient's size.
     warmup_updates: int = 0
     weight_decay: float = 1e-4
+    # > 0: what ships (acts, is evaluated, published, checkpointed) is an exponential moving
+    # average of the head's weights over ~1/(1 - ema_decay) updates (learner/ema.py says why);
+    # 0: the optimizer's latest weights ship
+    ema_decay: float = 0.0
     grad_clip: float = 1.0
     publish_every: int = 100  # updates between published head versions (also checkpoints)
     cache_memory_mb: float = 2048.0
@@ -98,6 +102,8 @@ class LearnerConfig:
             raise ValueError(
                 f"learner: lr={self.lr} must be > 0 and warmup_updates={self.warmup_updates} >= 0"
             )
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"learner.ema_decay={self.ema_decay} must be in [0, 1) (0: no average)")
         if self.execute < 1 or self.batch_size < 1 or self.publish_every < 1:
             raise ValueError("learner: execute, batch_size and publish_every must be >= 1")
 

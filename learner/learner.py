@@ -10,6 +10,8 @@ an error instead of shipping a head the robots' backbone does not match.
 Run directory::
 
     <run>/checkpoints/last/   VLA + head optimizer + step + version + replay RNG (resume starts here)
+                              with learner.ema_decay > 0 the VLA is the averaged head (what
+                              shipped) and live_head.safetensors the optimizer's own weights
     <run>/heads/              head-<version>.safetensors, one per published version
     <run>/features/           the feature cache's spill files
     <run>/metrics.jsonl
@@ -29,16 +31,18 @@ import torch
 
 from learner.awfm import batch_loss
 from learner.config import LearnerConfig
+from learner.ema import HeadAverage
 from learner.publisher import HeadPublisher
 from learner.replay import Replay
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.feature_cache import FeatureCache
 from rlpost.metrics import MetricsLogger
-from rlpost.policy import VLA, load_checkpoint, save_checkpoint
+from rlpost.policy import VLA, load_checkpoint, load_head_file, save_checkpoint, save_head
 from rlpost.policy.checkpoint import recover_checkpoint
 from rlpost.policy.training_state import load_training_state, save_training_state
 
 log = logging.getLogger(__name__)
+LIVE_HEAD = "live_head.safetensors"  # the optimizer's weights beside a checkpoint of the averaged head
 
 
 def with_cond_input(vla: VLA, guidance: float) -> VLA:
@@ -92,10 +96,14 @@ class Learner:
             vla = with_steering(vla, cfg.steer_bound)
         vla.backbone.freeze()
         self.vla = vla
+        # with an average, the checkpoint holds the averaged head and the live weights ride beside it
+        self.average = HeadAverage(vla, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        if resuming and (self.last / LIVE_HEAD).exists():
+            self.vla.load_head(load_head_file(self.last / LIVE_HEAD).tensors, vla.head_version)
         self.backbone_fingerprint = vla.backbone.fingerprint()
         self.opt = torch.optim.AdamW(self.trainable(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # fpo's reference policy: the head as last published (the one the robots practised with)
-        self.old_expert = copy.deepcopy(vla.expert).requires_grad_(False) if cfg.mode == "fpo" else None
+        self.old_expert = copy.deepcopy(self.shipped.expert).requires_grad_(False) if cfg.mode == "fpo" else None
         # steer_distill's frozen steered policy, snapshot when a period's distillation phase begins
         # (after a crash mid-phase, the resumed state is snapshot again: a slightly later teacher)
         self.teacher: VLA | None = None
@@ -119,9 +127,7 @@ class Learner:
         # heads directory is still empty has checkpointed its first version but not published it
         self.publisher = HeadPublisher(self.run_dir / "heads", after=self.version - 1 if resuming else self.version)
         if self.version > self.publisher.latest:
-            self.publisher.publish(
-                self.vla, self.version
-            )  # checkpointed but not yet published before a crash
+            self.publisher.publish(self.shipped, self.version)  # checkpointed, not yet published, before a crash
         self.cache = FeatureCache(
             vla.backbone,
             self._frames,
@@ -130,6 +136,12 @@ class Learner:
         )
         self.replay = Replay(store, cfg, vla.cfg.horizon)
         self.metrics = metrics
+
+    @property
+    def shipped(self) -> VLA:
+        """The policy robots act with and evaluations measure: the averaged head if
+        ``ema_decay > 0``, else the live one (both share the frozen backbone)."""
+        return self.average.vla if self.average is not None else self.vla
 
     def trainable(self) -> list[torch.nn.Parameter]:
         """What the mode updates: the steering net alone in steer mode (DSRL leaves the expert
@@ -177,6 +189,8 @@ class Learner:
         loss.backward()
         grad = torch.nn.utils.clip_grad_norm_(self.trainable(), self.cfg.grad_clip)
         self.opt.step()
+        if self.average is not None:
+            self.average.update(self.vla)
         self.step += 1
         s = self.cache.stats
         metrics.update(
@@ -226,16 +240,21 @@ class Learner:
         if self.cfg.mode == "steer_distill":
             # what ships is the distilled expert acting from plain noise: the steering net's last
             # layer is zeroed (a fresh net's start), so robots keep its shape and it adds nothing
-            assert self.vla.steer is not None
+            assert self.vla.steer is not None and self.shipped.steer is not None
             self.vla.steer.zero_output()
+            self.shipped.steer.zero_output()  # the average's too (the same net when there is none)
             self.teacher = None
         self.version += 1
-        self.vla.head_version = self.version
+        self.vla.head_version = self.shipped.head_version = self.version
         state = {"step": self.step, "version": self.version, "numpy_rng": self.rng.bit_generator.state}
-        save_checkpoint(
-            self.vla, self.last, extra=state, write_more=lambda d: save_training_state(d, self.opt, state)
-        )
-        self.publisher.publish(self.vla, self.version)
-        if self.old_expert is not None:
-            self.old_expert.load_state_dict(self.vla.expert.state_dict())
+
+        def write_more(d: Path) -> None:
+            save_training_state(d, self.opt, state)
+            if self.average is not None:
+                save_head(self.vla, d / LIVE_HEAD)
+
+        save_checkpoint(self.shipped, self.last, extra=state, write_more=write_more)
+        self.publisher.publish(self.shipped, self.version)
+        if self.old_expert is not None:  # fpo's reference: the head the robots will practise with
+            self.old_expert.load_state_dict(self.shipped.expert.state_dict())
         return self.version

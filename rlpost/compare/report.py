@@ -6,13 +6,14 @@ can be re-reported without re-running it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rlpost.compare.config import CONTROLS, PRIMARY_CONTROLS
+from rlpost.compare.config import CONTROLS, PRIMARY_CONTROLS, CompareConfig
 from rlpost.compare.stats import EpisodeOutcomes, PairedDiff, paired_bootstrap
 from rlpost.evaluation import wilson_interval
 from rlpost.report import format_table
@@ -143,18 +144,34 @@ PAIRING_KEYS = (
 VARIANT_KEYS = ("learner", "reward_model", "practice_noise_scale")
 
 
+def _variant_defaults() -> dict[str, Any]:
+    """The schema's current defaults of :data:`VARIANT_KEYS` (what a comparison run before an
+    option existed behaved as)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(CompareConfig):
+        if f.name in VARIANT_KEYS:
+            value = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+            out[f.name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+    return out
+
+
 def variant_settings(first: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
     """``other``'s learning settings that differ from ``first``'s (nested options flattened to
-    dotted names), with ``other``'s values. An option only one of them records (a comparison run
-    before the option existed) is not counted: its runs behaved as the default does."""
+    dotted names), with ``other``'s values. An option one of them does not record (a comparison
+    run before the option existed) counts as its default, which those runs behaved as; one the
+    schema no longer has is compared only where both record it."""
 
     def flat(d: Any, prefix: str) -> dict[str, Any]:
         if not isinstance(d, dict):
             return {prefix: d}
         return {k: v for key, sub in d.items() for k, v in flat(sub, f"{prefix}.{key}").items()}
 
-    a = {k: v for key in VARIANT_KEYS if key in first for k, v in flat(first[key], key).items()}
-    b = {k: v for key in VARIANT_KEYS if key in other for k, v in flat(other[key], key).items()}
+    def settings(cfg: dict[str, Any]) -> dict[str, Any]:
+        recorded = {k: v for key in VARIANT_KEYS if key in cfg for k, v in flat(cfg[key], key).items()}
+        return defaults | recorded
+
+    defaults = {k: v for key, d in _variant_defaults().items() for k, v in flat(d, key).items()}
+    a, b = settings(first), settings(other)
     return {k.removeprefix("learner."): b.get(k) for k in sorted(a.keys() & b.keys()) if a[k] != b[k]}
 
 

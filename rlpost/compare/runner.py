@@ -171,10 +171,11 @@ def run_one(
             seed=seed,
             features_dir=bench.dir / "features",
         )
-        vla = learner.vla
+        vla = learner.shipped  # what acts and is evaluated (the averaged head with learner.ema_decay)
     n = cfg.episodes_per_round
     for r in range(cfg.rounds):
         noise_seed = 7919 * seed + r  # the same sampling noise stream for every method
+        vla.eval()  # the learner leaves its live policy in train mode (dropout, if configured)
         seeds = [cfg.practice_seed + 100_000 * seed + r * n + i for i in range(n)]
         st: PracticeStats = practice(
             vla_chunk_fn(vla, torch.Generator().manual_seed(noise_seed), cfg.practice_noise_scale),
@@ -195,6 +196,7 @@ def run_one(
                     raise ValueError(f"compare: method {method} needs reward_model=")
                 bench.labeler.label(list(st.episode_ids))
             learner.train(cfg.updates_per_round)
+            vla.eval()
         res = baseline[r] if learner is None else bench.evaluate(vla, noise_seed)
         success, duration, eval_seeds = eval_record(res)
         rec.rounds.append(

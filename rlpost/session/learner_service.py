@@ -112,7 +112,7 @@ class LearnerService:
 
     def head_state(self) -> dict[str, np.ndarray]:
         """The current head as numpy arrays (what robots load)."""
-        return self.learner.vla.head_state()
+        return self.learner.shipped.head_state()
 
     def finish(self) -> LearnerTick:
         """Label what is left, and checkpoint + publish updates made since the last publish."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -185,6 +187,64 @@ def test_resume_continues_the_same_step_and_version_without_repeating_or_skippin
         second.train(10)
     assert (second.step, second.version) == (20, 4)
     assert published_versions(run / "heads") == [1, 2, 3, 4]
+
+
+def _head(vla: VLA) -> dict[str, np.ndarray]:
+    return {k: v for k, v in vla.head_state().items() if k.startswith("expert.")}
+
+
+def test_with_ema_the_averaged_head_ships_and_a_resume_restores_it_and_the_live_head(
+    two_mode_store, policy_dir, tmp_path
+):
+    cfg = LearnerConfig(batch_size=16, lr=1e-3, publish_every=5, ema_decay=0.9)
+    run = tmp_path / "run"
+    with EpisodeStore.open(two_mode_store) as store:
+        first = Learner(cfg, store, policy_dir, run)
+        start = _head(load_checkpoint(policy_dir))
+        assert all(np.array_equal(v, start[k]) for k, v in _head(first.shipped).items())  # starts where training does
+        first.replay.refresh()
+        before = _head(first.shipped)
+        first.update()
+        live = _head(first.vla)
+        for k, v in _head(first.shipped).items():  # one step: 0.9 * average + 0.1 * live
+            np.testing.assert_allclose(v, 0.9 * before[k] + 0.1 * live[k], rtol=1e-5, atol=1e-7, err_msg=k)
+        first.train(9)  # published 1, 2 at steps 5, 10
+        shipped, live = _head(first.shipped), _head(first.vla)
+        assert any(not np.array_equal(v, live[k]) for k, v in shipped.items())
+        published = load_head_file(run / "heads" / "head-000002.safetensors")
+        assert published.version == 2
+        assert all(np.array_equal(published.tensors[k], v) for k, v in shipped.items())
+        ckpt = load_checkpoint(run / "checkpoints" / "last")  # the checkpoint is what shipped
+        assert ckpt.head_version == 2 and all(np.array_equal(v, shipped[k]) for k, v in _head(ckpt).items())
+        second = Learner(cfg, store, policy_dir, run)  # resumes both: averaged and live weights
+        assert (second.step, second.version) == (10, 2)
+        assert all(np.array_equal(v, shipped[k]) for k, v in _head(second.shipped).items())
+        assert all(np.array_equal(v, live[k]) for k, v in _head(second.vla).items())
+        plain = Learner(dataclasses.replace(cfg, ema_decay=0.0), store, policy_dir, tmp_path / "plain")
+        assert plain.shipped is plain.vla
+    with pytest.raises(ValueError, match="ema_decay"):
+        LearnerConfig(ema_decay=1.0)
+
+
+@pytest.mark.parametrize("mode", ["fpo", "steer", "steer_distill", "adv_conditioned"])
+def test_every_mode_with_its_extra_parts_ships_an_averaged_head_that_acts(two_mode_store, policy_dir, tmp_path, mode):
+    cfg = LearnerConfig(mode=mode, batch_size=8, lr=1e-3, publish_every=4, ema_decay=0.5)
+    with EpisodeStore.open(two_mode_store) as store:
+        learner = Learner(cfg, store, policy_dir, tmp_path / "run")
+        learner.train(8)
+    head = load_head_file(tmp_path / "run" / "heads" / "head-000002.safetensors")
+    assert head.tensors.keys() == learner.shipped.head_state().keys()
+    actor = load_checkpoint(policy_dir)  # a robot that started from the pretrained policy takes it
+    actor.load_head(head.tensors, head.version)
+    rng = np.random.default_rng(2)
+    obs = ObsBatch({"top": rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)}, np.zeros((4, 2), np.float32), ["move"] * 4)
+    chunks = actor.act_batch(obs, generator=torch.Generator().manual_seed(0))
+    assert chunks.shape == (4, 4, 2) and torch.isfinite(chunks).all()
+    if mode == "steer_distill":  # what ships acts from plain noise: the averaged steering net adds nothing
+        assert not learner.shipped.steer.mlp[-1].weight.any()
+    if mode == "fpo":  # the reference of the ratio is the head the robots practise with
+        ref = learner.old_expert.state_dict()
+        assert all(torch.equal(v, ref[k]) for k, v in learner.shipped.expert.state_dict().items())
 
 
 def test_a_nan_in_a_batch_is_caught_with_a_clear_error(tmp_path, policy_dir):

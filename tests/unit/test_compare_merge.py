@@ -73,7 +73,7 @@ def test_a_method_run_later_is_paired_with_the_controls_of_the_first_run(tmp_pat
 def test_methods_that_learned_under_other_settings_join_as_named_variants_not_under_the_plain_name(
     tmp_path, capsys
 ):
-    for d in "abc":
+    for d in "abcd":
         (tmp_path / d).mkdir()
     learner = {"mode": "awfm", "advantage": "nstep", "beta": 1.0}
     a = _comparison(tmp_path / "a", {"demo_only": 0.4, "steer": 0.4}, learner=learner, reward_model="x/rm-v1")
@@ -86,16 +86,21 @@ def test_methods_that_learned_under_other_settings_join_as_named_variants_not_un
         practice_noise_scale=1.0,  # a top-level setting a predates
     )
     c = _comparison(tmp_path / "c", {"steer": 0.5}, learner=learner, reward_model="runs/big/reward/rm-v1")
-    assert main(["compare-merge", f"out={tmp_path / 'm'}", a, b, c]) == 0
+    # d records an option a predates at a value other than its default: a difference
+    d = _comparison(
+        tmp_path / "d", {"steer": 0.7}, learner=dict(learner, ema_decay=0.995), reward_model="x/rm-v1"
+    )
+    assert main(["compare-merge", f"out={tmp_path / 'm'}", a, b, c, d]) == 0
     merged = json.loads((tmp_path / "m" / "compare.json").read_text())
-    mc, rm = "steer (advantage=mc)", "steer (reward_model=big/reward/rm-v1)"
-    assert merged["config"]["methods"] == ["demo_only", "steer", mc, rm]
+    mc, rm, ema = "steer (advantage=mc)", "steer (reward_model=big/reward/rm-v1)", "steer (ema_decay=0.995)"
+    assert merged["config"]["methods"] == ["demo_only", "steer", mc, rm, ema]
     assert merged["config"]["variants"] == {
         mc: {"advantage": "mc"},
         rm: {"reward_model": "runs/big/reward/rm-v1"},
+        ema: {"ema_decay": 0.995},
     }
     rows = {r["method"]: r["success"] for r in merged["tables"]["tabletop/self"]["rows"]}
-    assert rows == pytest.approx({"demo_only": 0.4, "steer": 0.4, mc: 0.6, rm: 0.5})
+    assert rows == pytest.approx({"demo_only": 0.4, "steer": 0.4, mc: 0.6, rm: 0.5, ema: 0.7})
     diff = merged["tables"]["tabletop/self"]["diffs"][mc]["demo_only"]["success"]
     assert diff["diff"] == pytest.approx(0.2)
     assert mc in capsys.readouterr().out
@@ -166,7 +171,7 @@ def test_with_takeovers_every_method_is_also_paired_against_the_takeovers_alone(
 
 
 def test_replications_pool_into_one_table_with_every_seed_its_own_stratum(tmp_path, capsys):
-    for d in "abc":
+    for d in "abcd":
         (tmp_path / d).mkdir()
     methods = {"takeovers_only": 0.6, "awfm": 0.65}
     a = _comparison(tmp_path / "a", dict(methods, curated=0.5), takeovers=[True])
@@ -191,7 +196,7 @@ def test_replications_pool_into_one_table_with_every_seed_its_own_stratum(tmp_pa
 
 
 def test_pool_refuses_the_same_seeds_twice_and_other_settings_naming_them(tmp_path, capsys):
-    for d in "abc":
+    for d in "abcd":
         (tmp_path / d).mkdir()
     a = _comparison(tmp_path / "a", {"demo_only": 0.4, "steer": 0.5})
     b = _comparison(tmp_path / "b", {"demo_only": 0.4, "steer": 0.5}, seeds=3)  # seeds as a's
@@ -204,7 +209,7 @@ def test_pool_refuses_the_same_seeds_twice_and_other_settings_naming_them(tmp_pa
 
 
 def test_pool_needs_a_method_in_every_replication_and_no_pool_as_input(tmp_path, capsys):
-    for d in "abc":
+    for d in "abcd":
         (tmp_path / d).mkdir()
     a = _comparison(tmp_path / "a", {"demo_only": 0.4})
     b = _comparison(tmp_path / "b", {"steer": 0.5}, eval_seed=9)
