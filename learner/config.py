@@ -9,6 +9,7 @@ from rlpost.names import unknown_name_error
 
 MODES = ("awfm", "adv_conditioned", "curated", "bc_all", "takeovers", "steer", "steer_distill", "fpo")
 HUMAN_CREDIT = ("positive", "valued")
+VALUES = ("labels", "refit")
 
 
 @dataclass
@@ -44,6 +45,11 @@ class LearnerConfig:
     mode: str = "awfm"
     advantage: str = "nstep"  # nstep | mc | gae | progress_delta
     execute: int = 4  # k: actions executed per chunk (the n of the n-step advantage)
+    # where the advantages' V comes from. labels: the reward model's value (trained once, on
+    # warm-up episodes); refit: a value net on the cached features, refit to the returns of this
+    # run's own practice episodes whenever new ones arrive (learner/critic.py says why)
+    value: str = "labels"
+    critic_updates: int = 400  # value=refit: updates of each fit (a fresh net every time)
     gae_lambda: float = 0.9
     beta: float = 1.0  # AWR temperature on standardised advantages
     w_max: float = 20.0  # weight clip
@@ -82,6 +88,12 @@ class LearnerConfig:
             raise unknown_name_error("learner.mode", self.mode, MODES)
         if self.advantage not in ADVANTAGE_KINDS:
             raise unknown_name_error("learner.advantage", self.advantage, ADVANTAGE_KINDS)
+        if self.value not in VALUES:
+            raise unknown_name_error("learner.value", self.value, VALUES)
+        if self.value == "refit" and self.advantage == "progress_delta":
+            raise ValueError("learner.value=refit needs an advantage that uses a value (nstep, mc or gae)")
+        if self.critic_updates < 1:
+            raise ValueError(f"learner.critic_updates={self.critic_updates} must be >= 1")
         if self.human_credit not in HUMAN_CREDIT:
             raise unknown_name_error("learner.human_credit", self.human_credit, HUMAN_CREDIT)
         if self.beta <= 0 or self.w_max < 1:
@@ -97,7 +109,9 @@ class LearnerConfig:
         if not 0 < self.distill_fraction < 1:
             raise ValueError(f"learner.distill_fraction={self.distill_fraction} must be in (0, 1)")
         if self.mode == "steer_distill" and self.publish_every < 2:
-            raise ValueError("learner mode steer_distill needs publish_every >= 2 (steer, then distil, per period)")
+            raise ValueError(
+                "learner mode steer_distill needs publish_every >= 2 (steer, then distil, per period)"
+            )
         if self.lr <= 0 or self.warmup_updates < 0:
             raise ValueError(
                 f"learner: lr={self.lr} must be > 0 and warmup_updates={self.warmup_updates} >= 0"

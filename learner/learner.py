@@ -29,8 +29,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from learner.advantages import returns_to_go
 from learner.awfm import batch_loss
 from learner.config import LearnerConfig
+from learner.critic import Critic, ValueSamples
 from learner.ema import HeadAverage
 from learner.publisher import HeadPublisher
 from learner.replay import Replay
@@ -103,11 +105,14 @@ class Learner:
         self.backbone_fingerprint = vla.backbone.fingerprint()
         self.opt = torch.optim.AdamW(self.trainable(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         # fpo's reference policy: the head as last published (the one the robots practised with)
-        self.old_expert = copy.deepcopy(self.shipped.expert).requires_grad_(False) if cfg.mode == "fpo" else None
+        self.old_expert = (
+            copy.deepcopy(self.shipped.expert).requires_grad_(False) if cfg.mode == "fpo" else None
+        )
         # steer_distill's frozen steered policy, snapshot when a period's distillation phase begins
         # (after a crash mid-phase, the resumed state is snapshot again: a slightly later teacher)
         self.teacher: VLA | None = None
         self.rng = np.random.default_rng(seed)
+        self.seed = seed
         self.step = 0
         self.version = vla.head_version
         if resuming:
@@ -125,9 +130,13 @@ class Learner:
                 )
         # a fresh run continues the versions of the checkpoint it starts from; a resumed one whose
         # heads directory is still empty has checkpointed its first version but not published it
-        self.publisher = HeadPublisher(self.run_dir / "heads", after=self.version - 1 if resuming else self.version)
+        self.publisher = HeadPublisher(
+            self.run_dir / "heads", after=self.version - 1 if resuming else self.version
+        )
         if self.version > self.publisher.latest:
-            self.publisher.publish(self.shipped, self.version)  # checkpointed, not yet published, before a crash
+            self.publisher.publish(
+                self.shipped, self.version
+            )  # checkpointed, not yet published, before a crash
         self.cache = FeatureCache(
             vla.backbone,
             self._frames,
@@ -136,6 +145,12 @@ class Learner:
         )
         self.replay = Replay(store, cfg, vla.cfg.horizon)
         self.metrics = metrics
+        self.critic = (
+            Critic(vla.backbone.width, vla.cfg.policy_state_dim, updates=cfg.critic_updates)
+            if cfg.value == "refit"
+            else None
+        )
+        self._critic_episodes = 0  # practice episodes the critic was last fit on
 
     @property
     def shipped(self) -> VLA:
@@ -211,7 +226,7 @@ class Learner:
         Returns the metrics of the last update.
         """
         last: dict[str, float] = {}
-        self.replay.refresh()
+        self.refresh()
         for _ in range(updates):
             last = self.update()
             if self.metrics is not None:
@@ -221,8 +236,55 @@ class Learner:
                 progress.set_postfix(loss=f"{last['learner/loss']:.4f}", version=self.version)
             if self.step % self.cfg.publish_every == 0:
                 self.checkpoint_and_publish()
-                self.replay.refresh()
+                self.refresh()
         return last
+
+    def refresh(self) -> int:
+        """Take new episodes into replay (returns how many) and, with ``value=refit``, refit the
+        critic when the practice episodes changed since its last fit (whoever refreshed replay)."""
+        added = self.replay.refresh()
+        if self.critic is not None:
+            practice = [
+                v for v in self.replay.views.values() if v.meta.source != "demo" and v.reward is not None
+            ]
+            if practice and len(practice) != self._critic_episodes:
+                self._refit(practice)
+        return added
+
+    def _refit(self, practice: list) -> None:
+        """Fit the critic to the practice episodes' returns, then revalue their advantages."""
+        assert self.critic is not None
+        t0 = time.perf_counter()
+        keys, states, targets = [], [], []
+        for v in practice:
+            bootstrap = 0.0 if v.terminal else float(v.value[-1])
+            targets.append(returns_to_go(v.reward, bootstrap))
+            states.append(self._norm_state(v.state))
+            keys += [(v.meta.episode_id, t) for t in range(len(v.reward))]
+        samples = ValueSamples(keys, np.concatenate(states), np.concatenate(targets))
+        # seeded by the run and the episodes it sees: a resumed learner refits the same critic
+        stats = self.critic.fit(samples, self.cache.prefixes, seed=self.seed * 1_000_003 + len(practice))
+        start = 0
+        for v in practice:
+            n = len(v.reward)
+            rows = slice(start, start + n)
+            self.replay.revalue(v, self.critic.predict(keys[rows], samples.state[rows], self.cache.prefixes))
+            start += n
+        self._critic_episodes = len(practice)
+        log.info(
+            "learner: critic refit on %d practice episodes (%d steps) in %.1fs, held-out explained variance %.2f",
+            stats.episodes,
+            stats.samples,
+            time.perf_counter() - t0,
+            stats.heldout_ev,
+        )
+        if self.metrics is not None:
+            self.metrics.log(stats.metrics(), self.step)
+
+    def _norm_state(self, state: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            s = self.vla.state_norm.normalize(self.vla.select_state(torch.from_numpy(state)))
+        return s.numpy().astype(np.float32)
 
     def checkpoint_and_publish(self) -> int:
         """Checkpoint, then publish the head as the next version; returns it.

@@ -33,6 +33,13 @@ class EpisodeView:
     intervention: np.ndarray  # bool [T]
     adv: np.ndarray  # float32 [T], advantage of the chunk starting at t (NaN without labels)
     label_version: str  # "" when unlabelled
+    reward: np.ndarray | None = None  # float32 [T], the labels' reward (None without labels)
+    value: np.ndarray | None = None  # float32 [T], the labels' value (the reward model's)
+
+    @property
+    def terminal(self) -> bool:
+        """The episode ended in the env's sense; an aborted one is cut (bootstrap from its value)."""
+        return self.meta.outcome in TERMINAL_OUTCOMES
 
 
 @dataclass
@@ -106,32 +113,55 @@ class Replay:
         version = (
             want if want in versions else (max(versions, key=_version_key) if versions and not want else "")
         )
-        adv = np.full(meta.length, np.nan, np.float32)
+        view = EpisodeView(
+            meta,
+            frames.state,
+            frames.action,
+            frames.intervention,
+            np.full(meta.length, np.nan, np.float32),
+            version,
+        )
         if version:
-            adv = self._advantage(meta, self.store.read_labels(eid, version))
+            labels = self.store.read_labels(eid, version)
+            for col in ("reward", "value") if self.cfg.advantage != "progress_delta" else ("progress",):
+                if col not in labels or len(labels[col]) != meta.length:
+                    raise SchemaError(
+                        f"labels of episode {eid}: column {col!r} missing or not of length {meta.length}"
+                    )
+            if self.cfg.advantage == "progress_delta":
+                view.adv = progress_delta_advantage(labels["progress"], self.cfg.execute)
+                self._check_finite(view)
+            else:
+                view.reward = labels["reward"].astype(np.float32)
+                view.value = labels["value"].astype(np.float32)
+                self.revalue(view, view.value)
         elif self.cfg.needs_labels:
             return None
-        return EpisodeView(meta, frames.state, frames.action, frames.intervention, adv, version)
+        return view
 
-    def _advantage(self, meta: EpisodeMeta, labels: dict[str, np.ndarray]) -> np.ndarray:
+    def revalue(self, view: EpisodeView, value: np.ndarray) -> None:
+        """Recompute ``view``'s advantages from its reward labels and ``value`` float32 [T]
+        (the reward model's, or the learner's refit critic's)."""
         c = self.cfg
-        terminal = meta.outcome in TERMINAL_OUTCOMES
-        for col in ("reward", "value") if c.advantage != "progress_delta" else ("progress",):
-            if col not in labels or len(labels[col]) != meta.length:
-                raise SchemaError(
-                    f"labels of episode {meta.episode_id}: column {col!r} missing or not of length {meta.length}"
-                )
+        if view.reward is None or value.shape != view.reward.shape:
+            raise SchemaError(
+                f"episode {view.meta.episode_id}: a value of shape {value.shape} for reward labels "
+                f"{None if view.reward is None else view.reward.shape}"
+            )
         if c.advantage == "nstep":
-            adv = nstep_advantage(labels["reward"], labels["value"], c.execute, terminal)
+            view.adv = nstep_advantage(view.reward, value, c.execute, view.terminal)
         elif c.advantage == "mc":
-            adv = mc_advantage(labels["reward"], labels["value"], terminal)
+            view.adv = mc_advantage(view.reward, value, view.terminal)
         elif c.advantage == "gae":
-            adv = gae_advantage(labels["reward"], labels["value"], terminal, c.gae_lambda)
+            view.adv = gae_advantage(view.reward, value, view.terminal, c.gae_lambda)
         else:
-            adv = progress_delta_advantage(labels["progress"], c.execute)
-        if not np.all(np.isfinite(adv)):
-            raise SchemaError(f"labels of episode {meta.episode_id} give NaN/Inf advantages")
-        return adv
+            raise ValueError(f"learner.advantage={c.advantage!r} does not use a value")
+        self._check_finite(view)
+
+    @staticmethod
+    def _check_finite(view: EpisodeView) -> None:
+        if not np.all(np.isfinite(view.adv)):
+            raise SchemaError(f"labels of episode {view.meta.episode_id} give NaN/Inf advantages")
 
     def _eligible_steps(self, view: EpisodeView) -> np.ndarray:
         """Steps of this episode the mode trains on."""

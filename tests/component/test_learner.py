@@ -27,8 +27,10 @@ def _write_episode(
     outcome: str,
     source: str = "autonomous",
     image: np.ndarray | None = None,
+    timed_state: bool = False,
 ):
-    """One episode of constant action ``mode``; its frames are random unless ``image`` is given."""
+    """One episode of constant action ``mode``; its frames are random unless ``image`` is given;
+    its state is zero, or (t/T, 0) with ``timed_state``."""
     meta = EpisodeMeta(eid, "twomode", "move", "r0", "s0", source)
     store.begin(meta)
     for t in range(T):
@@ -36,7 +38,7 @@ def _write_episode(
             eid,
             StepRecord(
                 images={"top": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) if image is None else image},
-                state=np.zeros(2, np.float32),
+                state=np.array([t / T if timed_state else 0.0, 0.0], np.float32),
                 action=np.full(2, mode, np.float32),
                 policy_action=np.full(2, mode, np.float32),
                 intervention=False,
@@ -94,7 +96,11 @@ def policy_dir(tmp_path, small_policy_cfg):
 def _good_fraction(vla: VLA, n: int = 96, image: np.ndarray | None = None) -> float:
     rng = np.random.default_rng(1)
     batch = ObsBatch(
-        {"top": rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8) if image is None else np.stack([image] * n)},
+        {
+            "top": rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)
+            if image is None
+            else np.stack([image] * n)
+        },
         np.zeros((n, 2), np.float32),
         ["move"] * n,
     )
@@ -201,7 +207,9 @@ def test_with_ema_the_averaged_head_ships_and_a_resume_restores_it_and_the_live_
     with EpisodeStore.open(two_mode_store) as store:
         first = Learner(cfg, store, policy_dir, run)
         start = _head(load_checkpoint(policy_dir))
-        assert all(np.array_equal(v, start[k]) for k, v in _head(first.shipped).items())  # starts where training does
+        assert all(
+            np.array_equal(v, start[k]) for k, v in _head(first.shipped).items()
+        )  # starts where training does
         first.replay.refresh()
         before = _head(first.shipped)
         first.update()
@@ -227,7 +235,9 @@ def test_with_ema_the_averaged_head_ships_and_a_resume_restores_it_and_the_live_
 
 
 @pytest.mark.parametrize("mode", ["fpo", "steer", "steer_distill", "adv_conditioned"])
-def test_every_mode_with_its_extra_parts_ships_an_averaged_head_that_acts(two_mode_store, policy_dir, tmp_path, mode):
+def test_every_mode_with_its_extra_parts_ships_an_averaged_head_that_acts(
+    two_mode_store, policy_dir, tmp_path, mode
+):
     cfg = LearnerConfig(mode=mode, batch_size=8, lr=1e-3, publish_every=4, ema_decay=0.5)
     with EpisodeStore.open(two_mode_store) as store:
         learner = Learner(cfg, store, policy_dir, tmp_path / "run")
@@ -237,7 +247,11 @@ def test_every_mode_with_its_extra_parts_ships_an_averaged_head_that_acts(two_mo
     actor = load_checkpoint(policy_dir)  # a robot that started from the pretrained policy takes it
     actor.load_head(head.tensors, head.version)
     rng = np.random.default_rng(2)
-    obs = ObsBatch({"top": rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)}, np.zeros((4, 2), np.float32), ["move"] * 4)
+    obs = ObsBatch(
+        {"top": rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)},
+        np.zeros((4, 2), np.float32),
+        ["move"] * 4,
+    )
     chunks = actor.act_batch(obs, generator=torch.Generator().manual_seed(0))
     assert chunks.shape == (4, 4, 2) and torch.isfinite(chunks).all()
     if mode == "steer_distill":  # what ships acts from plain noise: the averaged steering net adds nothing
@@ -245,6 +259,49 @@ def test_every_mode_with_its_extra_parts_ships_an_averaged_head_that_acts(two_mo
     if mode == "fpo":  # the reference of the ratio is the head the robots practise with
         ref = learner.old_expert.state_dict()
         assert all(torch.equal(v, ref[k]) for k, v in learner.shipped.expert.state_dict().items())
+
+
+@pytest.fixture(scope="module")
+def visible_outcome_store(tmp_path_factory):
+    """Practice episodes whose camera shows the outcome to come (bright: success, dark: failure)
+    and whose state is t/T: the return-to-go is a function of the observation."""
+    root = tmp_path_factory.mktemp("visible")
+    rng = np.random.default_rng(0)
+    with EpisodeStore.open(root / "store") as store:
+        for i in range(20):
+            good = i % 2 == 0
+            shade = np.full((32, 32, 3), 220 if good else 30, np.uint8)
+            outcome = "success" if good else "failure"
+            _write_episode(
+                store, rng, f"ep{i:02d}", GOOD if good else BAD, outcome, image=shade, timed_state=True
+            )
+    return root / "store"
+
+
+def test_value_refit_learns_the_policys_own_returns_and_its_advantages_use_them(
+    visible_outcome_store, policy_dir, tmp_path
+):
+    """With the outcome in view, the true value of this (deterministic) behaviour makes every
+    n-step advantage ~0; the labels' value (flat −0.9 on failures) gives failures −k/20 and a
+    jump at the end. The refit critic must land near the true value, and replay must use it."""
+    from learner.advantages import nstep_advantage
+
+    cfg = LearnerConfig(batch_size=16, publish_every=50, value="refit", critic_updates=500)
+    with EpisodeStore.open(visible_outcome_store) as store:
+        learner = Learner(cfg, store, policy_dir, tmp_path / "run")
+        learner.refresh()
+        failures = [v for v in learner.replay.views.values() if v.meta.outcome == "failure"]
+        labels_adv = np.concatenate([nstep_advantage(v.reward, v.value, cfg.execute, True) for v in failures])
+        assert np.abs(labels_adv).mean() > 0.15
+        refit_adv = np.concatenate([v.adv for v in learner.replay.views.values()])
+        assert np.abs(refit_adv).mean() < 0.05, np.abs(refit_adv).mean()
+        fitted_on = learner._critic_episodes
+        learner.train(2)  # nothing new: no second fit
+        assert learner._critic_episodes == fitted_on == 20
+    with pytest.raises(ValueError, match=r"learner\.value"):
+        LearnerConfig(value="bogus")
+    with pytest.raises(ValueError, match="uses a value"):
+        LearnerConfig(value="refit", advantage="progress_delta")
 
 
 def test_a_nan_in_a_batch_is_caught_with_a_clear_error(tmp_path, policy_dir):
@@ -309,7 +366,9 @@ def test_rlpost_learn_trains_publishes_and_resumes_from_the_command_line(
     assert "head_version" in capsys.readouterr().out
 
 
-def test_steer_distill_alternates_its_phases_and_each_trains_only_its_part(two_mode_store, policy_dir, tmp_path):
+def test_steer_distill_alternates_its_phases_and_each_trains_only_its_part(
+    two_mode_store, policy_dir, tmp_path
+):
     cfg = LearnerConfig(mode="steer_distill", batch_size=8, lr=1e-2, publish_every=4, distill_fraction=0.5)
     with EpisodeStore.open(two_mode_store) as store:
         learner = Learner(cfg, store, policy_dir, tmp_path / "run")
@@ -321,8 +380,12 @@ def test_steer_distill_alternates_its_phases_and_each_trains_only_its_part(two_m
             distilling = learner.distilling()
             phases.append(distilling)
             learner.update()
-            expert_moved = any(not torch.equal(v, expert0[k]) for k, v in learner.vla.expert.state_dict().items())
-            steer_moved = any(not torch.equal(v, steer0[k]) for k, v in learner.vla.steer.state_dict().items())
+            expert_moved = any(
+                not torch.equal(v, expert0[k]) for k, v in learner.vla.expert.state_dict().items()
+            )
+            steer_moved = any(
+                not torch.equal(v, steer0[k]) for k, v in learner.vla.steer.state_dict().items()
+            )
             assert (expert_moved, steer_moved) == (distilling, not distilling), learner.step
         assert phases == [False, False, True, True]
         learner.checkpoint_and_publish()
