@@ -49,7 +49,7 @@ class LearnerConfig:
     # warm-up episodes); refit: a value net on the cached features, refit to the returns of this
     # run's own practice episodes whenever new ones arrive (learner/critic.py says why)
     value: str = "labels"
-    critic_updates: int = 400  # value=refit: updates of each fit (a fresh net every time)
+    critic_updates: int = 500  # value=refit: updates of each fit (a fresh net each time; more overfit)
     gae_lambda: float = 0.9
     beta: float = 1.0  # AWR temperature on standardised advantages
     w_max: float = 20.0  # weight clip
