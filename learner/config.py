@@ -75,9 +75,10 @@ class LearnerConfig:
     warmup_updates: int = 0
     weight_decay: float = 1e-4
     # > 0: what ships (acts, is evaluated, published, checkpointed) is an exponential moving
-    # average of the head's weights over ~1/(1 - ema_decay) updates (learner/ema.py says why);
-    # 0: the optimizer's latest weights ship
-    ema_decay: float = 0.0
+    # average of the head's weights over ~1/(1 - ema_decay) updates (learner/ema.py says why;
+    # on the route task with takeovers it raised the final success of awfm by +0.08 and of the
+    # takeovers alone by +0.12 over 5 paired seeds, README); 0: the optimizer's latest weights ship
+    ema_decay: float = 0.995
     grad_clip: float = 1.0
     publish_every: int = 100  # updates between published head versions (also checkpoints)
     cache_memory_mb: float = 2048.0
