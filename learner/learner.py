@@ -35,7 +35,7 @@ from learner.config import LearnerConfig
 from learner.critic import Critic, ValueSamples
 from learner.ema import HeadAverage
 from learner.publisher import HeadPublisher
-from learner.replay import Replay
+from learner.replay import EpisodeView, Replay
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.feature_cache import FeatureCache
 from rlpost.metrics import MetricsLogger
@@ -251,7 +251,7 @@ class Learner:
                 self._refit(practice)
         return added
 
-    def _refit(self, practice: list) -> None:
+    def _refit(self, practice: list[EpisodeView]) -> None:
         """Fit the critic to the practice episodes' returns, then revalue their advantages."""
         assert self.critic is not None
         t0 = time.perf_counter()
