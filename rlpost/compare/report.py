@@ -144,9 +144,16 @@ PAIRING_KEYS = (
 VARIANT_KEYS = ("learner", "reward_model", "practice_noise_scale")
 
 
+# Options whose default changed after they were added: what a comparison that does not record
+# them behaved as (every other option behaved as its current default).
+PREDATED_VALUES: dict[str, Any] = {
+    "learner.ema_decay": 0.0,  # the head's latest weights shipped before the average existed
+}
+
+
 def _variant_defaults() -> dict[str, Any]:
-    """The schema's current defaults of :data:`VARIANT_KEYS` (what a comparison run before an
-    option existed behaved as)."""
+    """What a comparison run before an option of :data:`VARIANT_KEYS` existed behaved as,
+    flattened to dotted names: the schema's defaults, and :data:`PREDATED_VALUES`."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(CompareConfig):
         if f.name in VARIANT_KEYS:
@@ -171,6 +178,7 @@ def variant_settings(first: dict[str, Any], other: dict[str, Any]) -> dict[str, 
         return defaults | recorded
 
     defaults = {k: v for key, d in _variant_defaults().items() for k, v in flat(d, key).items()}
+    defaults |= PREDATED_VALUES
     a, b = settings(first), settings(other)
     return {k.removeprefix("learner."): b.get(k) for k in sorted(a.keys() & b.keys()) if a[k] != b[k]}
 

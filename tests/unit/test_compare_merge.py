@@ -81,12 +81,14 @@ def test_methods_that_learned_under_other_settings_join_as_named_variants_not_un
     b = _comparison(
         tmp_path / "b",
         {"steer": 0.6},
-        learner=dict(learner, advantage="mc", distill_fraction=0.5),
+        learner=dict(learner, advantage="mc", distill_fraction=0.5, ema_decay=0.0),
         reward_model="x/rm-v1",
         practice_noise_scale=1.0,  # a top-level setting a predates
     )
     c = _comparison(tmp_path / "c", {"steer": 0.5}, learner=learner, reward_model="runs/big/reward/rm-v1")
-    # d records an option a predates at a value other than its default: a difference
+    # d records an option a predates at a value other than a's runs behaved as: a difference
+    # (ema_decay's default became 0.995 after it was added; a comparison without it shipped the
+    # latest weights, 0, which b records: no difference)
     d = _comparison(
         tmp_path / "d", {"steer": 0.7}, learner=dict(learner, ema_decay=0.995), reward_model="x/rm-v1"
     )
