@@ -264,7 +264,13 @@ def pool_results(results: list[dict[str, Any]], names: list[str] | None = None) 
     keys = (set(first) | {k for r in results for k in r["config"]}) - set(REPLICATION_KEYS)
     # where and how it ran, not what ran; methods are matched below
     keys -= {"out", "methods", "merged_from", "logger", "progress", "threads", "bootstrap"}
+    keys -= set(VARIANT_KEYS)  # compared option by option, an unrecorded one as what it behaved as
     for name, r in zip(names[1:], results[1:], strict=True):
+        for k, v in variant_settings(first, r["config"]).items():
+            raise ValueError(
+                f"compare-pool: {name} ran with {k}={v!r}, {names[0]} did not; only "
+                f"{', '.join(REPLICATION_KEYS)} may differ between replications"
+            )
         for k in sorted(keys):
             if k in first and k in r["config"] and r["config"][k] != first[k]:
                 raise ValueError(

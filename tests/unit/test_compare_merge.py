@@ -208,6 +208,15 @@ def test_pool_refuses_the_same_seeds_twice_and_other_settings_naming_them(tmp_pa
     assert main(["compare-pool", f"out={tmp_path / 'p'}", a, c]) == 1
     err = capsys.readouterr().err
     assert "updates_per_round=50" in err and "only seeds" in err and not (tmp_path / "p").exists()
+    # a learner option a predates: the value its runs behaved as pools, another value is named
+    learner = {"mode": "awfm", "beta": 1.0}
+    e = _comparison(tmp_path / "d", {"demo_only": 0.4}, eval_seed=11, learner=dict(learner, ema_decay=0.0))
+    a2 = _comparison(tmp_path / "a", {"demo_only": 0.4}, learner=learner)
+    assert main(["compare-pool", f"out={tmp_path / 'p'}", a2, e]) == 0
+    capsys.readouterr()
+    f = _comparison(tmp_path / "c", {"demo_only": 0.4}, eval_seed=12, learner=dict(learner, ema_decay=0.995))
+    assert main(["compare-pool", f"out={tmp_path / 'q'}", a2, f]) == 1
+    assert "ema_decay=0.995" in capsys.readouterr().err and not (tmp_path / "q").exists()
 
 
 def test_pool_needs_a_method_in_every_replication_and_no_pool_as_input(tmp_path, capsys):
