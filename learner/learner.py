@@ -133,10 +133,8 @@ class Learner:
         self.publisher = HeadPublisher(
             self.run_dir / "heads", after=self.version - 1 if resuming else self.version
         )
-        if self.version > self.publisher.latest:
-            self.publisher.publish(
-                self.shipped, self.version
-            )  # checkpointed, not yet published, before a crash
+        if self.version > self.publisher.latest:  # checkpointed, not yet published, before a crash
+            self.publisher.publish(self.shipped, self.version)
         self.cache = FeatureCache(
             vla.backbone,
             self._frames,
