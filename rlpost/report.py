@@ -11,10 +11,11 @@ from typing import Any
 def format_table(
     rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, title: str = ""
 ) -> str:
-    """A fixed-width text table; floats with 4 significant digits."""
+    """A fixed-width text table; floats with 4 significant digits. Columns default to every row's
+    keys in first-seen order (a row may lack a cell, e.g. a control's difference against itself)."""
     if not rows:
         return f"{title}\n(no rows)" if title else "(no rows)"
-    cols = list(columns or rows[0].keys())
+    cols = list(columns or dict.fromkeys(k for r in rows for k in r))
 
     def cell(v: Any) -> str:
         if isinstance(v, float):

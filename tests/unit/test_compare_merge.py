@@ -268,3 +268,15 @@ def test_the_report_shows_success_per_round_and_pairs_all_rounds_against_the_con
     overall = table["round_diffs"]["awfm"]["takeovers_only"]["success"]
     assert final["diff"] == pytest.approx(0.2) and overall["diff"] == pytest.approx(0.05)
     assert overall["n"] == 2 * final["n"]  # both rounds' episodes, each (seed, round) a stratum
+
+
+def test_a_column_the_first_row_lacks_is_still_printed():
+    from rlpost.report import format_table
+
+    # the per-round table of a comparison whose first method is a control lost the column
+    text = format_table(
+        [{"method": "takeovers_only", "all": 0.71}, {"method": "awfm", "all": 0.72, "vs": "+0.01"}]
+    )
+    header, _, first, second = text.splitlines()
+    assert first.split() == ["takeovers_only", "0.71"]
+    assert header.split() == ["method", "all", "vs"] and second.split()[-1] == "+0.01"
