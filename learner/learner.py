@@ -262,12 +262,11 @@ class Learner:
         samples = ValueSamples(keys, np.concatenate(states), np.concatenate(targets))
         # seeded by the run and the episodes it sees: a resumed learner refits the same critic
         stats = self.critic.fit(samples, self.cache.prefixes, seed=self.seed * 1_000_003 + len(practice))
-        start = 0
-        for v in practice:
-            n = len(v.reward)
-            rows = slice(start, start + n)
-            self.replay.revalue(v, self.critic.predict(keys[rows], samples.state[rows], self.cache.prefixes))
-            start += n
+        # one pass over every step, split back per episode
+        values = self.critic.predict(keys, samples.state, self.cache.prefixes)
+        bounds = np.cumsum([len(v.reward) for v in practice])[:-1]
+        for v, value in zip(practice, np.split(values, bounds), strict=True):
+            self.replay.revalue(v, value)
         self._critic_episodes = len(practice)
         log.info(
             "learner: critic refit on %d practice episodes (%d steps) in %.1fs, held-out explained variance %.2f",
