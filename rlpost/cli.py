@@ -290,6 +290,28 @@ def _compare_pool(args: list[str]) -> int:
     )
 
 
+def _compare_pair(args: list[str]) -> int:
+    from rlpost.compare import pair
+
+    out = [a.split("=", 1)[1] for a in args if a.startswith("out=")]
+    inputs = [a for a in args if not a.startswith("out=")]
+    if len(out) != 1 or len(inputs) != 2 or any("=" in a for a in inputs):
+        print(
+            "usage: rlpost compare-pair out=DIR BASE/compare.json OTHER/compare.json "
+            "(each method of OTHER against the same method of BASE, seed by seed)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        text, _ = pair(inputs[0], inputs[1], out[0])
+    except (FileNotFoundError, ValueError) as e:
+        print(f"rlpost {e}", file=sys.stderr)
+        return 1
+    print(text)
+    print(f"wrote {out[0]}/pair.json, {out[0]}/pair.txt")
+    return 0
+
+
 def _join_comparisons(args: list[str], join: Callable[..., tuple[str, dict]], verb: str, what: str) -> int:
     out = [a.split("=", 1)[1] for a in args if a.startswith("out=")]
     inputs = [a for a in args if not a.startswith("out=")]
@@ -378,6 +400,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable[[list[str]], int]]] = {
     ("compare-pool",): (
         "pool replications of one comparison run on other seeds into one table (out=DIR A B ...)",
         _compare_pool,
+    ),
+    ("compare-pair",): (
+        "a setting's effect on each method: the same method of two comparisons, seed by seed (out=DIR BASE OTHER)",
+        _compare_pair,
     ),
     ("learn",): (
         "train the action head offline on a store (learner.mode: awfm, adv_conditioned, curated, bc_all, "

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from rlpost.compare.config import METHODS, CompareConfig
+from rlpost.compare.pairing import pair_results, pair_table
 from rlpost.compare.report import merge_results, plot_curves, pool_results, tables
 from rlpost.compare.runner import run_compare
 from rlpost.report import write_json
 
-__all__ = ["METHODS", "CompareConfig", "compare", "merge", "pool"]
+__all__ = ["METHODS", "CompareConfig", "compare", "merge", "pair", "pool"]
 
 
 def compare(cfg: CompareConfig) -> tuple[str, dict[str, Any]]:
@@ -42,6 +43,26 @@ def pool(inputs: list[str | Path], out: str | Path, n_boot: int = 2000) -> tuple
     """
     results, names = _load(inputs, "compare-pool")
     return _write(pool_results(results, names), Path(out), n_boot)
+
+
+def pair(
+    base: str | Path, other: str | Path, out: str | Path, n_boot: int = 2000
+) -> tuple[str, dict[str, Any]]:
+    """Each method of ``other`` against the same method of ``base``, seed by seed (see
+    ``pair_results``); writes ``pair.json`` and ``pair.txt`` under ``out``.
+
+    Raises:
+        FileNotFoundError: an input is missing.
+        ValueError: an input is not a comparison's JSON, or the two would not pair.
+    """
+    (b, o), names = _load([base, other], "compare-pair")
+    result = pair_results(b, o, (names[0], names[1]), n_boot)
+    text = pair_table(result)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "pair.json", result)
+    (out / "pair.txt").write_text(text + "\n")
+    return text, result
 
 
 def _load(inputs: list[str | Path], verb: str) -> tuple[list[dict[str, Any]], list[str]]:
