@@ -95,7 +95,9 @@ class CompareConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"compare.{name}={getattr(self, name)} must be >= 1")
         check_noise_scale(self.practice_noise_scale, "compare.practice_noise_scale")
-        needs_rm = [m for m in self.methods if m in ("awfm", "adv_conditioned", "steer", "steer_distill", "fpo")]
+        needs_rm = [
+            m for m in self.methods if m in ("awfm", "adv_conditioned", "steer", "steer_distill", "fpo")
+        ]
         if needs_rm and not self.reward_model:
             raise ValueError(
                 f"compare: methods {needs_rm} rank steps by advantage and need reward_model=<checkpoint>"

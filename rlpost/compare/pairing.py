@@ -12,7 +12,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlpost.compare.report import PAIRING_KEYS, _select, _short, outcomes, pool_rounds, variant_settings
+from rlpost.compare.report import (
+    PAIRING_KEYS,
+    outcomes,
+    pool_rounds,
+    select_runs,
+    short_value,
+    variant_settings,
+)
 from rlpost.compare.stats import paired_bootstrap
 from rlpost.report import format_table
 
@@ -56,8 +63,8 @@ def pair_results(
         setting = "with takeovers" if takeovers else "no takeovers"
         for task in tasks:
             for method in dict.fromkeys([*bcfg["methods"], *ocfg["methods"]]):
-                b_runs = _select(base["runs"], takeovers, method, task)
-                o_runs = _select(other["runs"], takeovers, method, task)
+                b_runs = select_runs(base["runs"], takeovers, method, task)
+                o_runs = select_runs(other["runs"], takeovers, method, task)
                 seeds = sorted({r["seed"] for r in b_runs} & {r["seed"] for r in o_runs})
                 if not seeds:
                     unpaired.append(f"{method} ({setting}, {task})")
@@ -114,7 +121,7 @@ def pair_results(
 def pair_table(result: dict[str, Any]) -> str:
     """The text table of :func:`pair_results`, titled with what the other comparison changed."""
     differs = result["differs"]
-    what = ", ".join(f"{k}={_short(v)}" for k, v in differs.items()) or "the same learning settings"
+    what = ", ".join(f"{k}={short_value(v)}" for k, v in differs.items()) or "the same learning settings"
     title = (
         f"{result['other']} − {result['base']}, same method and seed (paired 95%); "
         f"{result['other']} ran with {what}"

@@ -34,7 +34,8 @@ COLUMNS = (
 )
 
 
-def _select(runs: list[dict], takeovers: bool, method: str, task: str | None) -> list[dict]:
+def select_runs(runs: list[dict], takeovers: bool, method: str, task: str | None) -> list[dict]:
+    """The runs of one method under one operator setting (and task, unless None), by (task, seed)."""
     out = [
         r
         for r in runs
@@ -183,7 +184,7 @@ def variant_settings(first: dict[str, Any], other: dict[str, Any]) -> dict[str, 
     return {k.removeprefix("learner."): b.get(k) for k in sorted(a.keys() & b.keys()) if a[k] != b[k]}
 
 
-def _short(v: Any) -> str:
+def short_value(v: Any) -> str:
     """A setting's value for a method's label: a path by its last three parts."""
     text = str(v)
     parts = text.replace("\\", "/").split("/")
@@ -222,7 +223,7 @@ def merge_results(results: list[dict[str, Any]], names: list[str] | None = None)
     for r in results:
         cfg = r["config"]
         differs = variant_settings(first, cfg)
-        label = ", ".join(f"{k}={_short(v)}" for k, v in differs.items())
+        label = ", ".join(f"{k}={short_value(v)}" for k, v in differs.items())
         rename = {m: f"{m} ({label})" if label else m for m in cfg["methods"]}
         new = [rename[m] for m in cfg["methods"] if rename[m] not in methods]
         seen = {(x["task"], x["takeovers"], x["method"], x["seed"]) for x in runs}
@@ -322,7 +323,7 @@ def tables(result: dict[str, Any], n_boot: int = 2000) -> tuple[str, dict[str, A
     for takeovers in cfg["takeovers"]:
         setting = "with takeovers" if takeovers else "no takeovers (self-practice)"
         for task in scopes:
-            picked = {m: _select(runs, takeovers, m, task) for m in methods}
+            picked = {m: select_runs(runs, takeovers, m, task) for m in methods}
             controls = {c: outcomes(picked[c], tasks) for c in CONTROLS if picked.get(c)}
             rows, diffs = [], {}
             for m in methods:
@@ -358,9 +359,9 @@ def curves(result: dict[str, Any]) -> dict[str, dict[str, dict[str, list[float]]
         for takeovers in cfg["takeovers"]:
             key = f"{task}/{'takeovers' if takeovers else 'self'}"
             out[key] = {}
-            base = _select(runs, takeovers, "pretrained", task)
+            base = select_runs(runs, takeovers, "pretrained", task)
             for m in cfg["methods"]:
-                rs = _select(runs, takeovers, m, task)
+                rs = select_runs(runs, takeovers, m, task)
                 if not rs:
                     continue
                 c: dict[str, list[float]] = {
