@@ -130,11 +130,14 @@ def fpo_loss(
 def steer_loss(
     vla: VLA, prefix: Prefix, batch: ReplayBatch, cfg: LearnerConfig
 ) -> tuple[Tensor, dict[str, float]]:
-    """AWR of the steering net's noise mean onto the (clipped) noise behind each recorded chunk."""
+    """AWR of the steering net's noise mean onto the (clipped) noise behind each recorded chunk
+    (its executed positions, or all of them: ``cfg.steer_target``)."""
     w, metrics = batch_weights(batch, cfg)
     z = vla.invert(prefix, batch.state, batch.actions).clamp(-NOISE_CLIP, NOISE_CLIP)
     err = (vla.steer_mean(prefix, batch.state) - z).pow(2).mean(-1)  # [B, H]
     m = torch.from_numpy(batch.action_mask).to(err.dtype)
+    if cfg.steer_target == "executed":
+        m[:, cfg.execute :] = 0.0
     per_sample = (err * m).sum(-1) / m.sum(-1).clamp(min=1.0)
     loss = (per_sample * torch.from_numpy(w)).mean()
     metrics["learner/loss"] = float(loss.detach())

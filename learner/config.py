@@ -10,6 +10,7 @@ from rlpost.names import unknown_name_error
 MODES = ("awfm", "adv_conditioned", "curated", "bc_all", "takeovers", "steer", "steer_distill", "fpo")
 HUMAN_CREDIT = ("positive", "valued")
 VALUES = ("labels", "refit")
+STEER_TARGETS = ("executed", "chunk")
 
 
 @dataclass
@@ -61,6 +62,11 @@ class LearnerConfig:
     fpo_clip: float = 0.2  # fpo: PPO clip of the likelihood-ratio surrogate
     fpo_samples: int = 4  # fpo: (tau, noise) draws per sample for the flow-loss ratio estimate
     steer_bound: float = 1.0  # steer: largest |noise mean| the steering net may pick (standard-normal units)
+    # steer: which of a replay chunk's positions the steering net regresses onto their inverted
+    # noise. executed: the first `execute` (the actions the robot ran from the chunk that started
+    # there; the later ones came from the next chunk, and their inverted noise is further from the
+    # noise the head used than a fresh draw is, README); chunk: all H (steer before this option)
+    steer_target: str = "executed"
     # steer_distill: share of each publish period's updates that distil (the rest train the steering net)
     distill_fraction: float = 0.5
     human_credit: str = (
@@ -93,6 +99,8 @@ class LearnerConfig:
             raise unknown_name_error("learner.value", self.value, VALUES)
         if self.value == "refit" and self.advantage == "progress_delta":
             raise ValueError("learner.value=refit needs an advantage that uses a value (nstep, mc or gae)")
+        if self.steer_target not in STEER_TARGETS:
+            raise unknown_name_error("learner.steer_target", self.steer_target, STEER_TARGETS)
         if self.critic_updates < 1:
             raise ValueError(f"learner.critic_updates={self.critic_updates} must be >= 1")
         if self.human_credit not in HUMAN_CREDIT:

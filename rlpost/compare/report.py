@@ -149,6 +149,14 @@ VARIANT_KEYS = ("learner", "reward_model", "practice_noise_scale")
 # them behaved as (every other option behaved as its current default).
 PREDATED_VALUES: dict[str, Any] = {
     "learner.ema_decay": 0.0,  # the head's latest weights shipped before the average existed
+    "learner.steer_target": "chunk",  # steer regressed every position of a chunk before the option
+}
+
+
+# Options only some methods use: a difference in one counts only where the other comparison ran
+# such a method (else every awfm run would become a variant of itself when steer's default changed).
+OPTION_METHODS: dict[str, tuple[str, ...]] = {
+    "learner.steer_target": ("steer", "steer_distill"),
 }
 
 
@@ -167,7 +175,8 @@ def variant_settings(first: dict[str, Any], other: dict[str, Any]) -> dict[str, 
     """``other``'s learning settings that differ from ``first``'s (nested options flattened to
     dotted names), with ``other``'s values. An option one of them does not record (a comparison
     run before the option existed) counts as its default, which those runs behaved as; one the
-    schema no longer has is compared only where both record it."""
+    schema no longer has is compared only where both record it; one of :data:`OPTION_METHODS`
+    only where ``other`` ran a method that uses it."""
 
     def flat(d: Any, prefix: str) -> dict[str, Any]:
         if not isinstance(d, dict):
@@ -181,7 +190,16 @@ def variant_settings(first: dict[str, Any], other: dict[str, Any]) -> dict[str, 
     defaults = {k: v for key, d in _variant_defaults().items() for k, v in flat(d, key).items()}
     defaults |= PREDATED_VALUES
     a, b = settings(first), settings(other)
-    return {k.removeprefix("learner."): b.get(k) for k in sorted(a.keys() & b.keys()) if a[k] != b[k]}
+    ran = {m.split(" (")[0] for m in other.get("methods", [])}  # a merged variant by its method
+
+    def matters(k: str) -> bool:
+        return k not in OPTION_METHODS or bool(ran & set(OPTION_METHODS[k]))
+
+    return {
+        k.removeprefix("learner."): b.get(k)
+        for k in sorted(a.keys() & b.keys())
+        if a[k] != b[k] and matters(k)
+    }
 
 
 def short_value(v: Any) -> str:

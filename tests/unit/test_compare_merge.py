@@ -280,3 +280,18 @@ def test_a_column_the_first_row_lacks_is_still_printed():
     header, _, first, second = text.splitlines()
     assert first.split() == ["takeovers_only", "0.71"]
     assert header.split() == ["method", "all", "vs"] and second.split()[-1] == "+0.01"
+
+
+def test_an_option_only_some_methods_use_makes_variants_of_those_methods_only(tmp_path):
+    # steer_target's default changed when it was added: an older steer run regressed whole chunks
+    for d in "abc":
+        (tmp_path / d).mkdir()
+    learner = {"mode": "awfm", "ema_decay": 0.995}
+    a = _comparison(tmp_path / "a", {"demo_only": 0.4, "awfm": 0.5, "steer": 0.4}, learner=learner)
+    now = dict(learner, steer_target="executed")
+    b = _comparison(tmp_path / "b", {"awfm": 0.6}, learner=now, eval_seed=500_001)  # a replication
+    c = _comparison(tmp_path / "c", {"steer": 0.6}, learner=now)
+    assert main(["compare-pool", f"out={tmp_path / 'p'}", a, b]) == 0  # awfm does not use the option
+    assert main(["compare-merge", f"out={tmp_path / 'm'}", a, c]) == 0
+    merged = json.loads((tmp_path / "m" / "compare.json").read_text())
+    assert merged["config"]["methods"] == ["demo_only", "awfm", "steer", "steer (steer_target=executed)"]

@@ -224,3 +224,33 @@ def test_distillation_moves_the_plain_noise_policy_onto_the_steered_one(small_po
     assert student.backbone.fingerprint() == backbone0
     for k, v in student.steer.state_dict().items():  # the distillation phase trains the expert only
         assert torch.equal(v, steer0[k]), k
+
+
+@pytest.mark.parametrize("target", ["executed", "chunk"])
+def test_the_steering_net_learns_only_the_positions_its_target_names(small_policy_cfg, obs_batch, target):
+    # a replay chunk's actions past `execute` came from the robot's next chunk: with the default
+    # target the steering net leaves their noise alone (plain N(0, I)), with "chunk" it fits them too
+    vla = with_steering(_vla(small_policy_cfg), bound=2.0)
+    vla.backbone.freeze()
+    good, bad = torch.full((8, 2), 1.0), torch.full((8, 2), -1.0)
+    two, prefix, _, batch = _good_and_bad_chunk(vla, obs_batch, torch.stack([good, bad]))
+    cfg = LearnerConfig(mode="steer", beta=0.5, execute=4, steer_target=target)
+    opt = torch.optim.Adam(vla.steer.parameters(), lr=3e-3)
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        loss, _ = batch_loss(vla, prefix, batch, cfg, rng)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        mu = vla.steer_mean(prefix, two.state)[0]
+    assert mu[:4].mean().item() > 0.3  # executed positions: toward the good chunk's noise
+    if target == "executed":
+        assert torch.equal(mu[4:], torch.zeros_like(mu[4:]))
+    else:
+        assert mu[4:].mean().item() > 0.3
+
+
+def test_an_unknown_steer_target_is_refused_naming_the_choices():
+    with pytest.raises(ValueError, match=r"steer_target.*executed"):
+        LearnerConfig(mode="steer", steer_target="first")
