@@ -126,7 +126,9 @@ class Critic:
     def fit(self, samples: ValueSamples, prefixes: PrefixFn, seed: int) -> FitStats:
         """Fit a fresh value net to the samples' returns (all but a held-out tenth of the episodes)."""
         rng = np.random.default_rng(seed)
-        episodes = sorted({eid for eid, _ in samples.keys})
+        # in the samples' order (replay's: finish order), not by id: ids may be random (uuid4), and
+        # the same episodes under other ids must give the same held-out split and the same fit
+        episodes = list(dict.fromkeys(eid for eid, _ in samples.keys))
         held = (
             set(rng.choice(episodes, size=len(episodes) // 10, replace=False).tolist())
             if len(episodes) >= 10

@@ -54,6 +54,23 @@ def test_the_critic_recovers_returns_it_can_see_on_held_out_episodes_and_repeats
     np.testing.assert_array_equal(again.predict(samples.keys, samples.state, _prefix_fn(feats)), pred)
 
 
+def test_the_same_episodes_under_other_ids_give_the_same_fit():
+    # practice episode ids are random (uuid4): a rerun of one comparison must fit the same critic
+    samples, feats = _samples()
+    renamed = {f"ep{e}": f"{(e * 7919) % 1000:03d}-x" for e in range(EPISODES)}  # another sort order
+    keys = [(renamed[eid], t) for eid, t in samples.keys]
+    other = ValueSamples(keys, samples.state, samples.target)
+    other_feats = {(renamed[eid], t): v for (eid, t), v in feats.items()}
+    a, b = (Critic(WIDTH, 2, updates=50, batch_size=64, width=32) for _ in range(2))
+    stats_a = a.fit(samples, _prefix_fn(feats), seed=3)
+    stats_b = b.fit(other, _prefix_fn(other_feats), seed=3)
+    assert stats_a.heldout_ev == stats_b.heldout_ev
+    np.testing.assert_array_equal(
+        a.predict(samples.keys, samples.state, _prefix_fn(feats)),
+        b.predict(other.keys, other.state, _prefix_fn(other_feats)),
+    )
+
+
 def test_bad_samples_and_predicting_unfit_are_refused():
     samples, feats = _samples()
     with pytest.raises(ValueError, match="NaN/Inf"):
