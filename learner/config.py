@@ -63,10 +63,11 @@ class LearnerConfig:
     fpo_samples: int = 4  # fpo: (tau, noise) draws per sample for the flow-loss ratio estimate
     steer_bound: float = 1.0  # steer: largest |noise mean| the steering net may pick (standard-normal units)
     # steer: which of a replay chunk's positions the steering net regresses onto their inverted
-    # noise. executed: the first `execute` (the actions the robot ran from the chunk that started
-    # there; the later ones came from the next chunk, and their inverted noise is further from the
-    # noise the head used than a fresh draw is, README); chunk: all H (steer before this option)
-    steer_target: str = "executed"
+    # noise. chunk: all H; executed: the first `execute` (the actions the robot ran from the chunk
+    # that started there; the later ones came from the next chunk, and their inverted noise is
+    # further from the noise the head used than a fresh draw). executed measured worse on the route
+    # task without takeovers (all rounds -0.046 [-0.072, -0.018] vs chunk, README), so chunk stays
+    steer_target: str = "chunk"
     # steer_distill: share of each publish period's updates that distil (the rest train the steering net)
     distill_fraction: float = 0.5
     human_credit: str = (

@@ -233,7 +233,9 @@ class OperatorCommand:
         _check_choice(self.kind, name="kind", where=where, choices=OPERATOR_COMMAND_KINDS)
         if self.kind == "human_action":
             if self.action is None:
-                raise SchemaError(f"{where}: operator {self.operator_id!r} sent human_action without an action")
+                raise SchemaError(
+                    f"{where}: operator {self.operator_id!r} sent human_action without an action"
+                )
             check_array(
                 self.action,
                 name=f"action from operator {self.operator_id!r}",
@@ -243,5 +245,7 @@ class OperatorCommand:
                 finite=True,
             )
         elif self.action is not None:
-            raise SchemaError(f"{where}: operator {self.operator_id!r} sent an action with kind={self.kind!r}")
+            raise SchemaError(
+                f"{where}: operator {self.operator_id!r} sent an action with kind={self.kind!r}"
+            )
         return self

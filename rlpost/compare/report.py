@@ -149,7 +149,6 @@ VARIANT_KEYS = ("learner", "reward_model", "practice_noise_scale")
 # them behaved as (every other option behaved as its current default).
 PREDATED_VALUES: dict[str, Any] = {
     "learner.ema_decay": 0.0,  # the head's latest weights shipped before the average existed
-    "learner.steer_target": "chunk",  # steer regressed every position of a chunk before the option
 }
 
 

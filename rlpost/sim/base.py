@@ -168,7 +168,9 @@ class SimRobot(gym.Env):
         self._t += 1
         self._update_grasp()
         if self.cfg.wall and not self._route and WALL[0] <= self._gripper[0] <= WALL[2]:
-            self._route = "top" if self._gripper[1] < WALL[1] else "bottom" if self._gripper[1] > WALL[3] else ""
+            self._route = (
+                "top" if self._gripper[1] < WALL[1] else "bottom" if self._gripper[1] > WALL[3] else ""
+            )
 
         failure_reason = ""
         if self._hazard_active:

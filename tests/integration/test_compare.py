@@ -94,4 +94,8 @@ def test_a_run_whose_store_disagrees_with_its_report_is_refused(assets, tmp_path
 def test_cli_refuses_rl_methods_without_a_reward_model(tmp_path, capsys):
     code = main(["compare", f"out={tmp_path}", "reward_model=", "policy=x"])
     err = capsys.readouterr().err
-    assert code == 2 and "['awfm', 'adv_conditioned', 'steer', 'steer_distill', 'fpo']" in err and "reward_model=" in err
+    assert (
+        code == 2
+        and "['awfm', 'adv_conditioned', 'steer', 'steer_distill', 'fpo']" in err
+        and "reward_model=" in err
+    )

@@ -283,7 +283,8 @@ def test_a_column_the_first_row_lacks_is_still_printed():
 
 
 def test_an_option_only_some_methods_use_makes_variants_of_those_methods_only(tmp_path):
-    # steer_target's default changed when it was added: an older steer run regressed whole chunks
+    # steer_target changes only steer and steer_distill: an awfm run that records another value
+    # is not a variant of an awfm run that does not
     for d in "abc":
         (tmp_path / d).mkdir()
     learner = {"mode": "awfm", "ema_decay": 0.995}
