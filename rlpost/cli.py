@@ -293,8 +293,7 @@ def _compare_pool(args: list[str]) -> int:
 def _compare_pair(args: list[str]) -> int:
     from rlpost.compare import pair
 
-    out = [a.split("=", 1)[1] for a in args if a.startswith("out=")]
-    inputs = [a for a in args if not a.startswith("out=")]
+    out, inputs = _out_and_inputs(args)
     if len(out) != 1 or len(inputs) != 2 or any("=" in a for a in inputs):
         print(
             "usage: rlpost compare-pair out=DIR BASE/compare.json OTHER/compare.json "
@@ -312,9 +311,15 @@ def _compare_pair(args: list[str]) -> int:
     return 0
 
 
+def _out_and_inputs(args: list[str]) -> tuple[list[str], list[str]]:
+    """(the values of ``out=`` arguments, every other argument) of a command over comparisons."""
+    return [a.split("=", 1)[1] for a in args if a.startswith("out=")], [
+        a for a in args if not a.startswith("out=")
+    ]
+
+
 def _join_comparisons(args: list[str], join: Callable[..., tuple[str, dict]], verb: str, what: str) -> int:
-    out = [a.split("=", 1)[1] for a in args if a.startswith("out=")]
-    inputs = [a for a in args if not a.startswith("out=")]
+    out, inputs = _out_and_inputs(args)
     if len(out) != 1 or len(inputs) < 2 or any("=" in a for a in inputs):
         print(f"usage: rlpost {verb} out=DIR A/compare.json B/compare.json [...] ({what})", file=sys.stderr)
         return 2

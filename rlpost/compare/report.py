@@ -153,7 +153,7 @@ PREDATED_VALUES: dict[str, Any] = {
 
 
 # Options only some methods use: a difference in one counts only where the other comparison ran
-# such a method (else every awfm run would become a variant of itself when steer's default changed).
+# such a method (an awfm run that records steer_target is no variant of one that does not).
 OPTION_METHODS: dict[str, tuple[str, ...]] = {
     "learner.steer_target": ("steer", "steer_distill"),
 }

@@ -46,6 +46,20 @@ def _good_and_bad_chunk(vla: VLA, obs_batch, noise: torch.Tensor):
     return two, prefix, chunks, batch
 
 
+def _train_steering(
+    vla: VLA, prefix, batch: ReplayBatch, cfg: LearnerConfig, updates: int
+) -> dict[str, float]:
+    """``updates`` Adam steps of the steering net on one batch; the last step's metrics."""
+    opt = torch.optim.Adam(vla.steer.parameters(), lr=3e-3)
+    rng = np.random.default_rng(0)
+    for _ in range(updates):
+        loss, metrics = batch_loss(vla, prefix, batch, cfg, rng)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return metrics
+
+
 def test_inverting_a_sampled_chunk_gives_back_its_noise(small_policy_cfg, obs_batch):
     vla = _vla(small_policy_cfg)
     batch = obs_batch(4)
@@ -87,14 +101,7 @@ def test_the_steer_update_pulls_the_noise_mean_toward_good_chunks_and_leaves_exp
     expert0 = {k: v.clone() for k, v in vla.expert.state_dict().items()}
     good, bad = torch.full((8, 2), 1.0), torch.full((8, 2), -1.0)
     two, prefix, _, batch = _good_and_bad_chunk(vla, obs_batch, torch.stack([good, bad]))
-    cfg = LearnerConfig(mode="steer", beta=0.5)
-    opt = torch.optim.Adam(vla.steer.parameters(), lr=3e-3)
-    rng = np.random.default_rng(0)
-    for _ in range(150):
-        loss, metrics = batch_loss(vla, prefix, batch, cfg, rng)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    metrics = _train_steering(vla, prefix, batch, LearnerConfig(mode="steer", beta=0.5), updates=150)
     with torch.no_grad():
         mu = vla.steer_mean(prefix, two.state)[0]
     assert (mu - good).abs().mean() < (mu - bad).abs().mean()
@@ -228,20 +235,14 @@ def test_distillation_moves_the_plain_noise_policy_onto_the_steered_one(small_po
 
 @pytest.mark.parametrize("target", ["executed", "chunk"])
 def test_the_steering_net_learns_only_the_positions_its_target_names(small_policy_cfg, obs_batch, target):
-    # a replay chunk's actions past `execute` came from the robot's next chunk: with the default
-    # target the steering net leaves their noise alone (plain N(0, I)), with "chunk" it fits them too
+    # a replay chunk's actions past `execute` came from the robot's next chunk: with "executed"
+    # the steering net leaves their noise alone (plain N(0, I)), with "chunk" (default) it fits them too
     vla = with_steering(_vla(small_policy_cfg), bound=2.0)
     vla.backbone.freeze()
     good, bad = torch.full((8, 2), 1.0), torch.full((8, 2), -1.0)
     two, prefix, _, batch = _good_and_bad_chunk(vla, obs_batch, torch.stack([good, bad]))
     cfg = LearnerConfig(mode="steer", beta=0.5, execute=4, steer_target=target)
-    opt = torch.optim.Adam(vla.steer.parameters(), lr=3e-3)
-    rng = np.random.default_rng(0)
-    for _ in range(100):
-        loss, _ = batch_loss(vla, prefix, batch, cfg, rng)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    _train_steering(vla, prefix, batch, cfg, updates=100)
     with torch.no_grad():
         mu = vla.steer_mean(prefix, two.state)[0]
     assert mu[:4].mean().item() > 0.3  # executed positions: toward the good chunk's noise
