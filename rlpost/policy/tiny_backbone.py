@@ -45,7 +45,8 @@ class ByteTokenizer:
             if len(raw) + 2 > self.max_len:
                 raise ValueError(
                     f"instruction {i} is {len(raw)} bytes; the tiny backbone takes at most "
-                    f"{self.max_len - 2} (raise policy.tiny.max_text_len): {text[:40]!r}..."
+                    f"{self.max_len - 2} (raise policy.tiny.max_text_len; under rlpost demo, "
+                    f"pretrain.policy.tiny.max_text_len): {text[:40]!r}..."
                 )
             seq = [BOS, *(b + BYTE_OFFSET for b in raw), EOS]
             ids[i, : len(seq)] = torch.tensor(seq)
