@@ -313,9 +313,8 @@ def _compare_pair(args: list[str]) -> int:
 
 def _out_and_inputs(args: list[str]) -> tuple[list[str], list[str]]:
     """(the values of ``out=`` arguments, every other argument) of a command over comparisons."""
-    return [a.split("=", 1)[1] for a in args if a.startswith("out=")], [
-        a for a in args if not a.startswith("out=")
-    ]
+    out = [a.split("=", 1)[1] for a in args if a.startswith("out=")]
+    return out, [a for a in args if not a.startswith("out=")]
 
 
 def _join_comparisons(args: list[str], join: Callable[..., tuple[str, dict]], verb: str, what: str) -> int:

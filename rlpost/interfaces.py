@@ -71,9 +71,11 @@ class Policy(Protocol):
 class WeightSource(Protocol):
     """Where actors get new head weights; polled between chunks or episodes::
 
-    latest = source.latest_version()
-    if latest > policy.version:
-        policy.load_head(source.fetch(latest), latest)
+        latest = source.latest_version()
+        if latest > policy.version:
+            policy.load_head(source.fetch(latest), latest)
+
+    The actor loads a head only when its version is newer than the one it runs.
     """
 
     def latest_version(self) -> int: ...
@@ -85,12 +87,14 @@ class WeightSource(Protocol):
 class EpisodeSink(Protocol):
     """Where recorded steps go; every step handed over must survive a crash::
 
-    sink.begin(meta)
-    for step in steps:
-        sink.append(meta.episode_id, step)           # before the robot executes it
-        reward = robot.step(step.action)[1]
-        sink.set_reward(meta.episode_id, step.frame_index, reward)
-    sink.finish(meta.episode_id, outcome="success", marked_by="operator")
+        sink.begin(meta)
+        for step in steps:
+            sink.append(meta.episode_id, step)           # before the robot executes it
+            reward = robot.step(step.action)[1]
+            sink.set_reward(meta.episode_id, step.frame_index, reward)
+        sink.finish(meta.episode_id, outcome="success", marked_by="operator")
+
+    A step is appended before the robot executes its action, so a crash loses no executed step.
     """
 
     def begin(self, meta: EpisodeMeta) -> None: ...
@@ -106,8 +110,10 @@ class EpisodeSink(Protocol):
 class OperatorInput(Protocol):
     """A person's device (teleop, console, simulated operator), polled each control step::
 
-    for cmd in operator.poll():
-        loop.handle(cmd)
+        for cmd in operator.poll():
+            loop.handle(cmd)
+
+    ``poll`` returns the commands received since the last poll, oldest first.
     """
 
     def poll(self) -> list[OperatorCommand]: ...
