@@ -41,6 +41,8 @@ from actors.inference import InferenceResult, InferenceWorker
 from actors.safety import SafetyFilter
 from rlpost.data.store_error import StoreError
 from rlpost.interfaces import EpisodeSink, OperatorInput, Policy, Robot, WeightSource, observation_from_dict
+from rlpost.rollout.outcome import MARK_KINDS, env_outcome, with_mark
+from rlpost.rollout.recorder import step_record
 from rlpost.schema import EpisodeMeta, Observation, OperatorCommand, Source, StepRecord
 
 log = logging.getLogger(__name__)
@@ -255,8 +257,7 @@ class ControlLoop:
             for ob in self.observers:
                 ob.on_step(obs, info, terminated, truncated)
             if terminated or truncated:
-                outcome = "success" if info.get("is_success") else "failure" if terminated else "timeout"
-                ep.end = (outcome, "env", "env")
+                ep.end = (env_outcome(terminated, info), "env", "env")
                 self._apply_commands(ep, t)  # an operator's mark at the end wins over the env's judgement
                 return
             if self.cfg.max_steps and t >= self.cfg.max_steps:
@@ -330,11 +331,10 @@ class ControlLoop:
                     ev.detail,
                     "operator" if ep.human else "policy",
                 )
-        return StepRecord(
-            images=o.images,
-            state=o.state,
-            action=action,
-            policy_action=self._nan if planned is None else planned.action,
+        return step_record(
+            o,
+            action,
+            self._nan if planned is None else planned.action,
             intervention=ep.human,
             policy_version=self.worker.version if planned is None else planned.version,
             t_ns=t_ns,
@@ -359,9 +359,11 @@ class ControlLoop:
             elif k == "clear_estop":
                 self.safety.clear_estop()
             elif k in ("mark_success", "mark_failure"):
-                # A mark wins over the env's judgement, but not over an e-stop or abort.
-                if ep.end is None or ep.end[2] == "env":
-                    ep.end = (k.removeprefix("mark_"), by, "operator_mark")
+                # A mark wins over the env's judgement (the outcome rule), not over an e-stop or abort.
+                if ep.end is None:
+                    ep.end = (MARK_KINDS[k], by, "operator_mark")
+                elif ep.end[2] == "env":
+                    ep.end = (with_mark(ep.end[0], MARK_KINDS[k]), by, "operator_mark")
             elif k in ("abort", "reset"):
                 if ep.end is None or ep.end[2] == "env":
                     ep.end = ("aborted", by, k)

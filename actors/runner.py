@@ -124,7 +124,9 @@ class RobotRunner:
         pc = vla.cfg
         robot: Robot
         if cfg.robot == "sim":  # a simulated robot renders the cameras its policy reads
-            robot = make_robot(cfg.task, with_policy_cameras(dataclasses.replace(cfg.sim, task=cfg.task), pc.cameras))
+            robot = make_robot(
+                cfg.task, with_policy_cameras(dataclasses.replace(cfg.sim, task=cfg.task), pc.cameras)
+            )
         else:
             robot = ZmqRobot(cfg.endpoint, cfg.bridge, cfg.robot_id)
         spec = robot.robot_spec

@@ -18,17 +18,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from rlpost.data import EpisodeStore
-from rlpost.interfaces import observation_from_dict
-from rlpost.schema import EpisodeMeta, StepRecord
-from rlpost.sim import ExpertConfig, SimConfig, SimOperatorConfig, SimulatedOperator, make_expert, make_robot
+from rlpost.rollout import EpisodePlan, EpisodeRecorder, run_and_close
+from rlpost.schema import Observation
+from rlpost.sim import (
+    ExpertConfig,
+    SimConfig,
+    SimOperatorConfig,
+    SimRobot,
+    SimulatedOperator,
+    make_expert,
+    make_robot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,41 @@ class MixedConfig:
             raise ValueError(f"collect_mixed: episodes={self.episodes} must be >= 1")
 
 
+class ScriptedPractice:
+    """The behaviours as a rollout actor on one robot: one action per step (rlpost.rollout.Actor)."""
+
+    def __init__(self, robot: SimRobot, cfg: MixedConfig, rng: np.random.Generator) -> None:
+        self.expert = make_expert(robot, cfg.expert)
+        self.max_steps, self.stall_max_fraction = robot.max_steps, cfg.stall_max_fraction
+        self.low, self.high = robot.robot_spec.action_low, robot.robot_spec.action_high
+        self.rng = rng
+        self.behaviour, self.stall_at, self.t = "expert", 0, 0
+        self.velocity = np.zeros(2, np.float32)
+
+    def reset(self, slot: int, episode: EpisodePlan) -> dict[str, str]:
+        self.behaviour, self.t = episode.extra["behaviour"], 0
+        self.expert.reset(seed=episode.seed, kind="clean")
+        self.stall_at = int(self.rng.integers(3, max(4, int(self.stall_max_fraction * self.max_steps))))
+        self.velocity = np.zeros(2, np.float32)
+        return {}
+
+    def plan(self, slots: Sequence[int], obs: Sequence[Observation]) -> list[np.ndarray]:
+        (_slot,) = slots
+        if self.behaviour == "expert":
+            proposed = self.expert.act()
+        elif self.behaviour == "wander":
+            self.velocity = np.clip(0.8 * self.velocity + self.rng.normal(0, 0.4, 2), -1, 1).astype(
+                np.float32
+            )
+            proposed = np.array([*self.velocity, self.rng.choice([-1.0, 1.0], p=[0.9, 0.1])], np.float32)
+        else:  # stall / takeover: the expert, then hovering from stall_at on
+            proposed = self.expert.act()
+            if self.t >= self.stall_at:
+                proposed[:2] = self.rng.normal(0, 0.03, 2)
+        self.t += 1
+        return [np.clip(proposed, self.low, self.high).astype(np.float32)[None]]
+
+
 def collect_mixed(cfg: MixedConfig) -> dict[str, dict[str, int]]:
     """Record ``cfg.episodes`` autonomous episodes into ``cfg.out``.
 
@@ -73,90 +115,35 @@ def collect_mixed(cfg: MixedConfig) -> dict[str, dict[str, int]]:
     """
     sim_cfg = dataclasses.replace(cfg.sim, task=cfg.task)
     robot = make_robot(cfg.task, sim_cfg)
-    expert = make_expert(robot, cfg.expert)
     operator = SimulatedOperator(robot, SimOperatorConfig(robot_id=cfg.robot_id, triggers=("stall",)))
-    spec = robot.robot_spec
-    session = cfg.session_id or f"mixed-{uuid.uuid4().hex[:8]}"
     names = sorted(cfg.mix)
     weights = np.array([cfg.mix[n] for n in names], np.float64)
     rng = np.random.default_rng(cfg.seed)
-    counts: dict[str, dict[str, int]] = {}
-    with EpisodeStore.open(cfg.out) as store:
-        for i in tqdm(range(cfg.episodes), desc=f"practice {cfg.task}", disable=not cfg.progress):
-            seed = cfg.seed + i
+
+    def plans() -> Iterator[EpisodePlan]:  # drawn one at a time: the behaviour, then its stall step
+        for i in range(cfg.episodes):
             behaviour = names[int(rng.choice(len(names), p=weights / weights.sum()))]
-            obs, info = robot.reset(seed=seed)
-            expert.reset(seed=seed, kind="clean")
-            supervised = behaviour == "takeover"
-            if supervised:
-                operator.reset(seed=seed)
-                operator.observe(obs, info)
-            stall_at = int(rng.integers(3, max(4, int(cfg.stall_max_fraction * robot.max_steps))))
-            velocity = np.zeros(2, np.float32)
-            meta = EpisodeMeta(
-                episode_id=uuid.uuid4().hex,
-                task=cfg.task,
-                instruction=str(obs["instruction"]),
-                robot_id=cfg.robot_id,
-                session_id=session,
-                source="autonomous",
-                seed=seed,
-                start_ns=time.time_ns(),
-                extra={"behaviour": behaviour},
+            yield EpisodePlan(
+                cfg.seed + i, supervised=behaviour == "takeover", extra={"behaviour": behaviour}
             )
-            store.begin(meta)
-            human, t, marked = False, 0, ""
-            while True:
-                human_action = None
-                if supervised:
-                    for cmd in operator.poll():
-                        if cmd.kind == "take_over":
-                            human = True
-                        elif cmd.kind == "hand_back":
-                            human = False
-                        elif cmd.kind == "human_action":
-                            human_action = cmd.action
-                o = observation_from_dict(obs, f"practice episode {i}", spec)
-                if behaviour == "expert":
-                    proposed = expert.act()
-                elif behaviour == "wander":
-                    velocity = np.clip(0.8 * velocity + rng.normal(0, 0.4, 2), -1, 1).astype(np.float32)
-                    proposed = np.array([*velocity, rng.choice([-1.0, 1.0], p=[0.9, 0.1])], np.float32)
-                else:  # stall / takeover: the expert, then hovering from stall_at on
-                    proposed = expert.act()
-                    if t >= stall_at:
-                        proposed[:2] = rng.normal(0, 0.03, 2)
-                proposed = np.clip(proposed, spec.action_low, spec.action_high).astype(np.float32)
-                action = human_action if human and human_action is not None else proposed
-                step = StepRecord(
-                    images=o.images,
-                    state=o.state,
-                    action=np.asarray(action, np.float32),
-                    policy_action=proposed,
-                    intervention=human,
-                    policy_version=0,
-                    t_ns=time.monotonic_ns(),
-                    frame_index=t,
-                )
-                obs, reward, terminated, truncated, info = robot.step(step.action)
-                store.append(meta.episode_id, dataclasses.replace(step, reward=float(reward)))
-                t += 1
-                if supervised:
-                    operator.observe(obs, info, terminated=terminated, truncated=truncated)
-                if terminated or truncated:
-                    break
-            outcome = "success" if info.get("is_success") else "failure" if terminated else "timeout"
-            if supervised:
-                marks = [c.kind for c in operator.poll() if c.kind in ("mark_success", "mark_failure")]
-                marked = marks[-1].removeprefix("mark_") if marks else ""
-                if marked == "failure" and outcome == "timeout":
-                    marked = "timeout"  # the operator marks a timeout as failure; keep the truth
-            store.finish(
-                meta.episode_id, outcome=marked or outcome, marked_by="sim_operator" if marked else "env"
-            )
-            counts.setdefault(behaviour, {}).setdefault(marked or outcome, 0)
-            counts[behaviour][marked or outcome] += 1
-    robot.close()
+
+    session = cfg.session_id or f"mixed-{uuid.uuid4().hex[:8]}"
+    with EpisodeStore.open(cfg.out) as store:
+        episodes = run_and_close(
+            [robot],
+            ScriptedPractice(robot, cfg, rng),
+            plans(),
+            total=cfg.episodes,
+            desc=f"practice {cfg.task}" if cfg.progress else "",
+            operators=[operator],
+            recorder=EpisodeRecorder(store, cfg.task, session),
+            robot_ids=[cfg.robot_id],
+            where="practice",
+        )
+    counts: dict[str, dict[str, int]] = {}
+    for e in episodes:
+        by = counts.setdefault(e.extra["behaviour"], {})
+        by[e.outcome] = by.get(e.outcome, 0) + 1
     return counts
 
 

@@ -10,18 +10,15 @@ true outcome (pretraining imitates successes only), never dropped.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import time
 import uuid
 from dataclasses import dataclass, field
 
-import numpy as np
-from tqdm import tqdm
-
 from rlpost.data.episode_store import EpisodeStore
-from rlpost.interfaces import observation_from_dict
-from rlpost.schema import EpisodeMeta, StepRecord
+from rlpost.rollout import EpisodePlan, EpisodeRecorder, StepActor, run_and_close
 from rlpost.sim import ExpertConfig, SimConfig, make_expert, make_robot
 
 log = logging.getLogger(__name__)
@@ -67,55 +64,26 @@ def collect(cfg: CollectConfig) -> CollectResult:
     sim_cfg = dataclasses.replace(cfg.sim, task=cfg.task)
     robot = make_robot(cfg.task, sim_cfg)
     expert = make_expert(robot, cfg.expert)
-    spec = robot.robot_spec
-    session = cfg.session_id or f"collect-{uuid.uuid4().hex[:8]}"
-    nan_action = np.full(spec.action_dim, np.nan, np.float32)
-    outcomes: dict[str, int] = {}
     kinds: dict[str, int] = {}
-    steps = 0
+
+    def on_reset(_slot: int, episode: EpisodePlan) -> dict[str, str]:
+        demo = expert.reset(seed=episode.seed)  # the expert draws its kind of demo at reset
+        kinds[demo.kind] = kinds.get(demo.kind, 0) + 1
+        return demo.as_tags()
+
+    session = cfg.session_id or f"collect-{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
     with EpisodeStore.open(cfg.out) as store:
-        for i in tqdm(
-            range(cfg.episodes), desc=f"collect {cfg.task}", disable=not cfg.progress, dynamic_ncols=True
-        ):
-            seed = cfg.seed + i
-            obs, info = robot.reset(seed=seed)
-            demo = expert.reset(seed=seed)
-            meta = EpisodeMeta(
-                episode_id=uuid.uuid4().hex,
-                task=cfg.task,
-                instruction=str(obs["instruction"]),
-                robot_id=cfg.robot_id,
-                session_id=session,
-                source="demo",
-                seed=seed,
-                start_ns=time.time_ns(),
-                extra=demo.as_tags(),
-            )
-            store.begin(meta)
-            t = 0
-            while True:
-                o = observation_from_dict(obs, f"collect episode {i}", spec)
-                action = np.clip(expert.act(), spec.action_low, spec.action_high).astype(np.float32)
-                step = StepRecord(
-                    images=o.images,
-                    state=o.state,
-                    action=action,
-                    policy_action=nan_action,
-                    intervention=False,
-                    policy_version=-1,
-                    t_ns=time.monotonic_ns(),
-                    frame_index=t,
-                )
-                obs, reward, terminated, truncated, info = robot.step(action)
-                store.append(meta.episode_id, dataclasses.replace(step, reward=float(reward)))
-                t += 1
-                if terminated or truncated:
-                    break
-            outcome = "success" if info.get("is_success") else "failure" if terminated else "timeout"
-            store.finish(meta.episode_id, outcome=outcome, marked_by="env")
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
-            kinds[demo.kind] = kinds.get(demo.kind, 0) + 1
-            steps += t
-    robot.close()
+        episodes = run_and_close(
+            [robot],
+            StepActor([lambda _o: expert.act()], on_reset=on_reset),
+            [EpisodePlan(cfg.seed + i) for i in range(cfg.episodes)],
+            total=cfg.episodes,
+            desc=f"collect {cfg.task}" if cfg.progress else "",
+            recorder=EpisodeRecorder(store, cfg.task, session, source="demo"),
+            robot_ids=[cfg.robot_id],
+            where="collect",
+        )
+    outcomes = dict(collections.Counter(e.outcome for e in episodes))
+    steps = sum(e.length for e in episodes)
     return CollectResult(cfg.out, cfg.episodes, outcomes, kinds, steps, time.perf_counter() - t0)

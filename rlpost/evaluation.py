@@ -1,7 +1,8 @@
 """`rlpost eval`: success rate (with a confidence interval), progress, successes per hour, cycle time.
 
-Episodes run in lockstep over ``num_envs`` simulated robots so the policy sees
-batches (one encode + one sample for every robot that needs a new chunk). Each robot
+Episodes run in lockstep over ``num_envs`` simulated robots (the rollout engine,
+rlpost.rollout) so the policy sees batches (one encode + one sample for every robot that
+needs a new chunk). Each robot
 executes ``execute`` of the H actions of a chunk, then replans. Episode i uses env
 seed ``seed + i``, so two policies evaluated with the same seed face the same
 initial states (paired comparisons).
@@ -13,23 +14,20 @@ import collections
 import dataclasses
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from scipy.stats import norm
-from tqdm import tqdm
 
-from rlpost.interfaces import observation_from_dict
 from rlpost.policy import VLA, ObsBatch, load_checkpoint
 from rlpost.policy.checkpoint import apply_head, load_head_file
+from rlpost.rollout import ChunkActor, ChunkFn, EpisodePlan, run_and_close
 from rlpost.schema import Observation
 from rlpost.sim import SimConfig, make_robot, with_policy_cameras
 
 log = logging.getLogger(__name__)
-
-ChunkFn = Callable[[Sequence[Observation]], np.ndarray]  # B observations -> float32 [B, H, A]
 
 
 @dataclass
@@ -141,64 +139,27 @@ def evaluate(chunk_fn: ChunkFn, cfg: EvalConfig) -> EvalResult:
     """Run ``cfg.episodes`` episodes of ``cfg.task`` with ``chunk_fn`` and aggregate."""
     sim_cfg = dataclasses.replace(cfg.sim, task=cfg.task)
     robots = [make_robot(cfg.task, sim_cfg) for _ in range(min(cfg.num_envs, cfg.episodes))]
-    spec = robots[0].robot_spec
-    low, high = spec.action_low, spec.action_high
-    summaries: list[EpisodeSummary] = []
-    next_episode = 0
-    # per robot: current episode seed, observation, remaining actions of its chunk, steps, progress
-    slots: list[dict | None] = [None] * len(robots)
-    bar = tqdm(total=cfg.episodes, desc=f"eval {cfg.task}", disable=not cfg.progress, dynamic_ncols=True)
-
-    def start(i: int) -> None:
-        nonlocal next_episode
-        seed = cfg.seed + next_episode
-        next_episode += 1
-        obs, info = robots[i].reset(seed=seed)
-        slots[i] = {
-            "seed": seed,
-            "obs": obs,
-            "queue": [],
-            "steps": 0,
-            "progress": float(info.get("progress", 0.0)),
-        }
-
-    for i in range(len(robots)):
-        start(i)
-    while any(s is not None for s in slots):
-        need = [i for i, s in enumerate(slots) if s is not None and not s["queue"]]
-        if need:
-            obs = [observation_from_dict(slots[i]["obs"], f"eval robot {i}", spec) for i in need]
-            chunks = chunk_fn(obs)
-            for i, chunk in zip(need, chunks, strict=True):
-                slots[i]["queue"] = list(chunk[: cfg.execute])
-        for i, s in enumerate(slots):
-            if s is None:
-                continue
-            action = np.clip(np.asarray(s["queue"].pop(0), np.float32), low, high)
-            obs, _, terminated, truncated, info = robots[i].step(action)
-            s["obs"], s["steps"] = obs, s["steps"] + 1
-            s["progress"] = float(info.get("progress", s["progress"]))
-            if terminated or truncated:
-                outcome = "success" if info.get("is_success") else "failure" if terminated else "timeout"
-                summaries.append(
-                    EpisodeSummary(
-                        seed=s["seed"],
-                        instruction=str(obs["instruction"]),
-                        outcome=outcome,
-                        length=s["steps"],
-                        duration_s=s["steps"] / spec.control_hz,
-                        final_progress=s["progress"],
-                        failure_reason=str(info.get("failure_reason", "")) if outcome == "failure" else "",
-                        route=str(info.get("route", "")),
-                    )
-                )
-                bar.update(1)
-                slots[i] = None
-                if next_episode < cfg.episodes:
-                    start(i)
-    bar.close()
-    for r in robots:
-        r.close()
+    episodes = run_and_close(
+        robots,
+        ChunkActor(chunk_fn, cfg.execute),
+        [EpisodePlan(cfg.seed + i) for i in range(cfg.episodes)],
+        total=cfg.episodes,
+        desc=f"eval {cfg.task}" if cfg.progress else "",
+        where="eval",
+    )
+    summaries = [
+        EpisodeSummary(
+            seed=e.seed,
+            instruction=e.instruction,
+            outcome=e.outcome,
+            length=e.length,
+            duration_s=e.duration_s,
+            final_progress=e.final_progress,
+            failure_reason=e.failure_reason,
+            route=e.route,
+        )
+        for e in episodes
+    ]
     return summarize(cfg.task, sorted(summaries, key=lambda e: e.seed))
 
 

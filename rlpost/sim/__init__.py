@@ -15,14 +15,12 @@ from rlpost.sim.experts import DemoInfo, Expert, make_expert
 from rlpost.sim.operator import SimulatedOperator, Takeover
 from rlpost.sim.peer import PEERS, PeerRobot, make_peer
 from rlpost.sim.registry import TASKS, make_robot
-from rlpost.sim.rollout import EpisodeResult, run_episode
 from rlpost.sim.world import SimState
 
 __all__ = [
     "PEERS",
     "TASKS",
     "DemoInfo",
-    "EpisodeResult",
     "Expert",
     "ExpertConfig",
     "PeerConfig",
@@ -37,6 +35,5 @@ __all__ = [
     "make_expert",
     "make_peer",
     "make_robot",
-    "run_episode",
     "with_policy_cameras",
 ]

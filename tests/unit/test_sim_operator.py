@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from rlpost.interfaces import OperatorInput
+from rlpost.rollout.episode import run_episode
 from rlpost.schema import OperatorCommand
 from rlpost.sim import (
     ExpertConfig,
@@ -15,7 +16,6 @@ from rlpost.sim import (
     SimulatedOperator,
     make_expert,
     make_robot,
-    run_episode,
 )
 
 
@@ -74,18 +74,18 @@ def test_repeated_takeovers_rescue_a_stalled_policy_and_are_marked_success(task)
     robot = make_robot(task)
     operator = SimulatedOperator(robot)
     results = [run_episode(robot, zero_policy, operator, seed=s) for s in range(10)]
-    assert all(r.outcome == "success" and r.marked == "success" for r in results)
+    assert all(r.outcome == "success" and r.mark == "success" for r in results)
     assert all(0 < np.mean(r.interventions) < 1 for r in results)
 
 
 def test_without_interventions_a_timeout_is_marked_failure_or_left_unmarked():
     robot = make_robot("tabletop", max_steps=20)
     marked = run_episode(robot, zero_policy, SimulatedOperator(robot, SimOperatorConfig(triggers=())), seed=0)
-    assert marked.outcome == "timeout" and marked.marked == "failure"
+    assert marked.outcome == "timeout" and marked.mark == "failure"
     assert [c.kind for c in marked.commands] == ["mark_failure"]
     cfg = SimOperatorConfig(triggers=(), mark_timeout_as_failure=False)
     unmarked = run_episode(robot, zero_policy, SimulatedOperator(robot, cfg), seed=0)
-    assert unmarked.marked == "" and unmarked.commands == []
+    assert unmarked.mark == "" and unmarked.commands == []
 
 
 def _armed_seeds(robot, n: int) -> list[int]:
@@ -106,7 +106,7 @@ def test_operator_marks_failure_when_the_episode_fails():
     seed = _armed_seeds(robot, 1)[0]
     result = run_episode(robot, lambda _o: risky.act(), operator, seed=seed, reset_fn=risky.reset)
     assert result.outcome == "failure" and result.failure_reason == "hazard"
-    assert result.marked == "failure"
+    assert result.mark == "failure"
 
 
 def test_operator_steers_away_from_the_hazard_before_the_robot_enters_it():
@@ -134,7 +134,7 @@ def test_operator_takes_the_wrong_block_away_and_fetches_the_named_one():
     for seed in range(5):
         result = run_episode(robot, grab_wrong_block, operator, seed=seed, reset_fn=confused.reset)
         assert operator.takeovers[0].trigger == "wrong_object"
-        assert result.outcome == "success" and result.marked == "success"
+        assert result.outcome == "success" and result.mark == "success"
 
 
 def test_max_takeovers_caps_interventions_per_episode():
