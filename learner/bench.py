@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from learner.awfm import batch_loss
 from learner.config import LearnerConfig
 from learner.replay import Replay
+from learner.rules import batch_loss, make_rule
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.feature_cache import FeatureCache
 from rlpost.policy import VLA, HFBackboneConfig, ObsBatch, PolicyConfig, Prefix
@@ -87,6 +87,7 @@ def run_learner_bench(cfg: LearnerBenchConfig) -> dict[str, object]:
         tmp = Path(d)
         store = _synthetic_store(tmp / "store", cfg)
         lcfg = LearnerConfig(mode="bc_all", batch_size=cfg.batch_size)
+        rule = make_rule(lcfg)
         for name in cfg.backbones:
             vla = _policy(name, cfg, tmp)
             vla.backbone.freeze()
@@ -118,7 +119,7 @@ def run_learner_bench(cfg: LearnerBenchConfig) -> dict[str, object]:
                 for label, get_prefix in (("cached", cached), ("recompute", recompute)):
                     batch = replay.sample(cfg.batch_size, rng)
                     t = time.perf_counter()
-                    loss, _ = batch_loss(vla, get_prefix(batch), batch, lcfg, rng)
+                    loss, _ = batch_loss(rule, vla, get_prefix(batch), batch, rng, 0)
                     opt.zero_grad()
                     loss.backward()
                     opt.step()

@@ -19,8 +19,6 @@ Run directory::
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -30,12 +28,12 @@ import numpy as np
 import torch
 
 from learner.advantages import returns_to_go
-from learner.awfm import batch_loss
 from learner.config import LearnerConfig
 from learner.critic import Critic, ValueSamples
 from learner.ema import HeadAverage
 from learner.publisher import HeadPublisher
 from learner.replay import EpisodeView, Replay
+from learner.rules import batch_loss, make_rule
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.feature_cache import FeatureCache
 from rlpost.metrics import MetricsLogger
@@ -45,31 +43,6 @@ from rlpost.policy.training_state import load_training_state, save_training_stat
 
 log = logging.getLogger(__name__)
 LIVE_HEAD = "live_head.safetensors"  # the optimizer's weights beside a checkpoint of the averaged head
-
-
-def with_cond_input(vla: VLA, guidance: float) -> VLA:
-    """A copy of ``vla`` whose expert takes the advantage indicator (zero-initialised: same actions at first)."""
-    cfg = dataclasses.replace(
-        vla.cfg, expert=dataclasses.replace(vla.cfg.expert, use_cond=True), act_guidance=guidance
-    )
-    new = VLA(cfg, vla.backbone)
-    missing, unexpected = new.load_state_dict(vla.state_dict(), strict=False)
-    if unexpected or any(not k.startswith("expert.cond_embed") for k in missing):
-        raise RuntimeError(f"adding the indicator input changed more than it should: {missing}, {unexpected}")
-    torch.nn.init.zeros_(new.expert.cond_embed.weight)
-    new.head_version = vla.head_version
-    return new
-
-
-def with_steering(vla: VLA, bound: float) -> VLA:
-    """A copy of ``vla`` with a noise-space steering net (its last layer zero: same actions at first)."""
-    cfg = dataclasses.replace(vla.cfg, steer_bound=bound)
-    new = VLA(cfg, vla.backbone)
-    missing, unexpected = new.load_state_dict(vla.state_dict(), strict=False)
-    if unexpected or any(not k.startswith("steer.") for k in missing):
-        raise RuntimeError(f"adding the steering net changed more than it should: {missing}, {unexpected}")
-    new.head_version = vla.head_version
-    return new
 
 
 class Learner:
@@ -92,10 +65,8 @@ class Learner:
         recover_checkpoint(self.last)  # a learner killed while checkpointing
         resuming = (self.last / "config.json").exists()
         vla = load_checkpoint(self.last if resuming else policy_dir)
-        if cfg.mode == "adv_conditioned" and not vla.cfg.expert.use_cond:
-            vla = with_cond_input(vla, cfg.guidance)
-        if cfg.mode in ("steer", "steer_distill") and vla.steer is None:
-            vla = with_steering(vla, cfg.steer_bound)
+        self.rule = make_rule(cfg)
+        vla = self.rule.prepare(vla)
         vla.backbone.freeze()
         self.vla = vla
         # with an average, the checkpoint holds the averaged head and the live weights ride beside it
@@ -104,13 +75,7 @@ class Learner:
             self.vla.load_head(load_head_file(self.last / LIVE_HEAD).tensors, vla.head_version)
         self.backbone_fingerprint = vla.backbone.fingerprint()
         self.opt = torch.optim.AdamW(self.trainable(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        # fpo's reference policy: the head as last published (the one the robots practised with)
-        self.old_expert = (
-            copy.deepcopy(self.shipped.expert).requires_grad_(False) if cfg.mode == "fpo" else None
-        )
-        # steer_distill's frozen steered policy, snapshot when a period's distillation phase begins
-        # (after a crash mid-phase, the resumed state is snapshot again: a slightly later teacher)
-        self.teacher: VLA | None = None
+        self.rule.start(self.vla, self.shipped)
         self.rng = np.random.default_rng(seed)
         self.seed = seed
         self.step = 0
@@ -157,34 +122,13 @@ class Learner:
         return self.average.vla if self.average is not None else self.vla
 
     def trainable(self) -> list[torch.nn.Parameter]:
-        """What the mode updates: the steering net alone in steer mode (DSRL leaves the expert
-        as pretrained), the whole head otherwise (steer_distill: each phase's loss reaches only
-        its own part; AdamW skips parameters without a gradient)."""
-        if self.cfg.mode == "steer":
-            assert self.vla.steer is not None
-            return list(self.vla.steer.parameters())
-        return self.vla.head_parameters()
+        """What the rule updates (the head, or only the steering net in steer mode)."""
+        return self.rule.trainable(self.vla)
 
     def _frames(self, episode_id: str) -> tuple[dict[str, np.ndarray], str]:
         meta = self.store.meta(episode_id)
         frames = self.store.read_frames(episode_id, np.arange(meta.length))
         return frames.images, meta.instruction
-
-    def distilling(self) -> bool:
-        """steer_distill: whether the next update is in the distillation phase that ends each
-        publish period (the steering net trains in the rest of it)."""
-        if self.cfg.mode != "steer_distill":
-            return False
-        p = self.cfg.publish_every
-        return self.step % p >= p - self.cfg.distill_updates()
-
-    def _teacher(self) -> VLA | None:
-        if not self.distilling():
-            return None
-        if self.teacher is None:  # the steered policy as it stands; the backbone is shared, not copied
-            self.teacher = copy.deepcopy(self.vla, memo={id(self.vla.backbone): self.vla.backbone})
-            self.teacher.requires_grad_(False).eval()
-        return self.teacher
 
     # -- one update -----------------------------------------------------------------------------------------
     def update(self) -> dict[str, float]:
@@ -196,8 +140,7 @@ class Learner:
         lr = self.cfg.lr_at(self.step)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        teacher = self._teacher()
-        loss, metrics = batch_loss(self.vla, prefix, batch, self.cfg, self.rng, self.old_expert, teacher)
+        loss, metrics = batch_loss(self.rule, self.vla, prefix, batch, self.rng, self.step)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         grad = torch.nn.utils.clip_grad_norm_(self.trainable(), self.cfg.grad_clip)
@@ -296,13 +239,7 @@ class Learner:
             raise RuntimeError(
                 "learner: the backbone's weights changed; it must stay frozen. Not publishing."
             )
-        if self.cfg.mode == "steer_distill":
-            # what ships is the distilled expert acting from plain noise: the steering net's last
-            # layer is zeroed (a fresh net's start), so robots keep its shape and it adds nothing
-            assert self.vla.steer is not None and self.shipped.steer is not None
-            self.vla.steer.zero_output()
-            self.shipped.steer.zero_output()  # the average's too (the same net when there is none)
-            self.teacher = None
+        self.rule.before_publish(self.vla, self.shipped)
         self.version += 1
         self.vla.head_version = self.shipped.head_version = self.version
         state = {"step": self.step, "version": self.version, "numpy_rng": self.rng.bit_generator.state}
@@ -314,6 +251,5 @@ class Learner:
 
         save_checkpoint(self.shipped, self.last, extra=state, write_more=write_more)
         self.publisher.publish(self.shipped, self.version)
-        if self.old_expert is not None:  # fpo's reference: the head the robots will practise with
-            self.old_expert.load_state_dict(self.shipped.expert.state_dict())
+        self.rule.after_publish(self.shipped)
         return self.version

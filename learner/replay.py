@@ -16,6 +16,7 @@ import numpy as np
 
 from learner.advantages import gae_advantage, mc_advantage, nstep_advantage, progress_delta_advantage
 from learner.config import LearnerConfig
+from learner.rules import rule_class
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.schema import EpisodeMeta, SchemaError
 
@@ -164,9 +165,9 @@ class Replay:
             raise SchemaError(f"labels of episode {view.meta.episode_id} give NaN/Inf advantages")
 
     def _eligible_steps(self, view: EpisodeView) -> np.ndarray:
-        """Steps of this episode the mode trains on."""
+        """Steps of this episode the rule trains on (a successes-only rule: takeovers and the fast successes)."""
         n = len(view.action)
-        if self.cfg.mode != "curated":
+        if not rule_class(self.cfg.mode).successes_only:
             return np.arange(n)
         keep = view.intervention.copy()  # takeover segments always count
         if view.meta.outcome == "success" and view.meta.episode_id in self._fast_successes:
@@ -205,7 +206,7 @@ class Replay:
         keep: set[str] = set()
         for views in by_task.values():
             views.sort(key=lambda v: len(v.action))
-            n = max(1, round(self.cfg.curated_fastest * len(views)))
+            n = max(1, round(self.cfg.curated.fastest * len(views)))
             keep |= {v.meta.episode_id for v in views[:n]}
         return keep
 

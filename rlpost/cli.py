@@ -471,11 +471,16 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     from rlpost.config import ConfigError
+    from rlpost.data.store_error import StoreError
+    from rlpost.policy.checkpoint import CheckpointError
 
     try:
         return args.handler(args.overrides + (["--quick"] if getattr(args, "quick", False) else []))
     except ConfigError as e:
         print(f"rlpost: bad config: {e}", file=sys.stderr)
+        return 2
+    except (CheckpointError, StoreError) as e:  # a user's input (a checkpoint, a store), not a bug
+        print(f"rlpost {args.command}: {e}", file=sys.stderr)
         return 2
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from learner.config import LearnerConfig
+from learner.config import RENAMED, LearnerConfig
+from learner.rules import RULES
 from rlpost.metrics import LoggerConfig
 from rlpost.names import unknown_name_error
 from rlpost.schema import check_noise_scale
@@ -35,6 +36,14 @@ METHOD_MODES: dict[str, str] = {
     "steer_distill": "steer_distill",
     "fpo": "fpo",
 }
+# learner settings only some methods read, by group: "learner.<group>" -> the methods whose rule
+# reads it (a difference there counts only where such a method ran)
+OPTION_METHODS: dict[str, tuple[str, ...]] = {
+    f"learner.{group}": tuple(m for m, mode in METHOD_MODES.items() if group in RULES[mode].uses)
+    for group in sorted({g for rule in RULES.values() for g in rule.uses})
+}
+# learner settings recorded under an older name: "learner.<old>" -> "learner.<group>.<name>"
+RENAMED_OPTIONS: dict[str, str] = {f"learner.{old}": f"learner.{new}" for old, new in RENAMED.items()}
 # every method's paired difference against these (where the table has them): continued imitation,
 # curated imitation, and, with operators, the takeovers alone without advantages
 CONTROLS: tuple[str, ...] = ("demo_only", "curated", "takeovers_only")

@@ -13,7 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from rlpost.compare.config import CONTROLS, PRIMARY_CONTROLS, CompareConfig
+from rlpost.compare.config import (
+    CONTROLS,
+    OPTION_METHODS,
+    PRIMARY_CONTROLS,
+    RENAMED_OPTIONS,
+    CompareConfig,
+)
 from rlpost.compare.stats import EpisodeOutcomes, PairedDiff, paired_bootstrap
 from rlpost.evaluation import wilson_interval
 from rlpost.report import format_table
@@ -152,13 +158,6 @@ PREDATED_VALUES: dict[str, Any] = {
 }
 
 
-# Options only some methods use: a difference in one counts only where the other comparison ran
-# such a method (an awfm run that records steer_target is no variant of one that does not).
-OPTION_METHODS: dict[str, tuple[str, ...]] = {
-    "learner.steer_target": ("steer", "steer_distill"),
-}
-
-
 def _variant_defaults() -> dict[str, Any]:
     """What a comparison run before an option of :data:`VARIANT_KEYS` existed behaved as,
     flattened to dotted names: the schema's defaults, and :data:`PREDATED_VALUES`."""
@@ -183,7 +182,12 @@ def variant_settings(first: dict[str, Any], other: dict[str, Any]) -> dict[str, 
         return {k: v for key, sub in d.items() for k, v in flat(sub, f"{prefix}.{key}").items()}
 
     def settings(cfg: dict[str, Any]) -> dict[str, Any]:
-        recorded = {k: v for key in VARIANT_KEYS if key in cfg for k, v in flat(cfg[key], key).items()}
+        recorded = {
+            RENAMED_OPTIONS.get(k, k): v
+            for key in VARIANT_KEYS
+            if key in cfg
+            for k, v in flat(cfg[key], key).items()
+        }
         return defaults | recorded
 
     defaults = {k: v for key, d in _variant_defaults().items() for k, v in flat(d, key).items()}
@@ -192,7 +196,8 @@ def variant_settings(first: dict[str, Any], other: dict[str, Any]) -> dict[str, 
     ran = {m.split(" (")[0] for m in other.get("methods", [])}  # a merged variant by its method
 
     def matters(k: str) -> bool:
-        return k not in OPTION_METHODS or bool(ran & set(OPTION_METHODS[k]))
+        group = k.rsplit(".", 1)[0]
+        return group not in OPTION_METHODS or bool(ran & set(OPTION_METHODS[group]))
 
     return {
         k.removeprefix("learner."): b.get(k)

@@ -11,6 +11,7 @@ import torch
 from learner.config import LearnerConfig, ReplayConfig
 from learner.learner import Learner
 from learner.publisher import published_versions
+from learner.rules.steer_distill import SteerDistillConfig
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.policy import VLA, ObsBatch, load_checkpoint, load_head_file, save_checkpoint
 from rlpost.schema import EpisodeMeta, SchemaError, StepRecord
@@ -258,7 +259,7 @@ def test_every_mode_with_its_extra_parts_ships_an_averaged_head_that_acts(
     if mode == "steer_distill":  # what ships acts from plain noise: the averaged steering net adds nothing
         assert not learner.shipped.steer.mlp[-1].weight.any()
     if mode == "fpo":  # the reference of the ratio is the head the robots practise with
-        ref = learner.old_expert.state_dict()
+        ref = learner.rule.old_expert.state_dict()
         assert all(torch.equal(v, ref[k]) for k, v in learner.shipped.expert.state_dict().items())
 
 
@@ -370,7 +371,13 @@ def test_rlpost_learn_trains_publishes_and_resumes_from_the_command_line(
 def test_steer_distill_alternates_its_phases_and_each_trains_only_its_part(
     two_mode_store, policy_dir, tmp_path
 ):
-    cfg = LearnerConfig(mode="steer_distill", batch_size=8, lr=1e-2, publish_every=4, distill_fraction=0.5)
+    cfg = LearnerConfig(
+        mode="steer_distill",
+        batch_size=8,
+        lr=1e-2,
+        publish_every=4,
+        steer_distill=SteerDistillConfig(fraction=0.5),
+    )
     with EpisodeStore.open(two_mode_store) as store:
         learner = Learner(cfg, store, policy_dir, tmp_path / "run")
         learner.replay.refresh()
@@ -378,7 +385,7 @@ def test_steer_distill_alternates_its_phases_and_each_trains_only_its_part(
         for _ in range(4):
             expert0 = {k: v.clone() for k, v in learner.vla.expert.state_dict().items()}
             steer0 = {k: v.clone() for k, v in learner.vla.steer.state_dict().items()}
-            distilling = learner.distilling()
+            distilling = learner.rule.distilling(learner.step)
             phases.append(distilling)
             learner.update()
             expert_moved = any(
@@ -393,7 +400,7 @@ def test_steer_distill_alternates_its_phases_and_each_trains_only_its_part(
     # what ships acts from plain noise: the steering net's output is exactly zero
     shipped = load_head_file(tmp_path / "run" / "heads" / "head-000001.safetensors").tensors
     assert not np.any(shipped["steer.mlp.4.weight"]) and not np.any(shipped["steer.mlp.4.bias"])
-    assert learner.teacher is None
+    assert learner.rule.teacher is None
 
 
 @pytest.mark.slow

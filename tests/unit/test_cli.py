@@ -61,3 +61,24 @@ def test_bench_policy_prints_the_table_and_writes_json(tmp_path, capsys):
 def test_bad_config_exits_with_status_2_and_says_why(capsys):
     assert main(["bench", "policy", "batchh=2"]) == 2
     assert "batchh" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command, named",
+    [
+        (["eval", "policy={tmp}/no-policy"], "no-policy/config.json"),  # a missing checkpoint
+        (
+            ["learn", "store={tmp}/no-store", "policy={tmp}/no-policy"],
+            "no episode store at",
+        ),  # a missing store
+    ],
+)
+def test_a_users_missing_input_is_one_line_naming_it_and_status_2_not_a_traceback(
+    command, named, tmp_path, capsys
+):
+    args = [a.format(tmp=tmp_path) for a in command]
+    assert main([*args, f"out={tmp_path / 'out'}"]) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"rlpost {command[0]}: ") and named in last
+    assert "Traceback" not in err

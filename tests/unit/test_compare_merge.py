@@ -77,7 +77,8 @@ def test_methods_that_learned_under_other_settings_join_as_named_variants_not_un
         (tmp_path / d).mkdir()
     learner = {"mode": "awfm", "advantage": "nstep", "beta": 1.0}
     a = _comparison(tmp_path / "a", {"demo_only": 0.4, "steer": 0.4}, learner=learner, reward_model="x/rm-v1")
-    # b also records an option a predates (not a difference: a's runs behaved as its default)
+    # b also records an option a predates (not a difference: a's runs behaved as its default), under
+    # its old name (learner.distill_fraction, now learner.steer_distill.fraction)
     b = _comparison(
         tmp_path / "b",
         {"steer": 0.6},
@@ -289,10 +290,10 @@ def test_an_option_only_some_methods_use_makes_variants_of_those_methods_only(tm
         (tmp_path / d).mkdir()
     learner = {"mode": "awfm", "ema_decay": 0.995}
     a = _comparison(tmp_path / "a", {"demo_only": 0.4, "awfm": 0.5, "steer": 0.4}, learner=learner)
-    now = dict(learner, steer_target="executed")
+    now = dict(learner, steer={"target": "executed"})
     b = _comparison(tmp_path / "b", {"awfm": 0.6}, learner=now, eval_seed=500_001)  # a replication
     c = _comparison(tmp_path / "c", {"steer": 0.6}, learner=now)
     assert main(["compare-pool", f"out={tmp_path / 'p'}", a, b]) == 0  # awfm does not use the option
     assert main(["compare-merge", f"out={tmp_path / 'm'}", a, c]) == 0
     merged = json.loads((tmp_path / "m" / "compare.json").read_text())
-    assert merged["config"]["methods"] == ["demo_only", "awfm", "steer", "steer (steer_target=executed)"]
+    assert merged["config"]["methods"] == ["demo_only", "awfm", "steer", "steer (steer.target=executed)"]

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from learner.awfm import batch_loss
 from learner.config import LearnerConfig
-from learner.learner import with_steering
 from learner.replay import ReplayBatch
+from learner.rules import batch_loss, make_rule
+from learner.rules.steer import SteerConfig, with_steering
 from rlpost.policy import VLA, save_head
 from rlpost.policy.checkpoint import load_head_file
 
@@ -51,9 +51,9 @@ def _train_steering(
 ) -> dict[str, float]:
     """``updates`` Adam steps of the steering net on one batch; the last step's metrics."""
     opt = torch.optim.Adam(vla.steer.parameters(), lr=3e-3)
-    rng = np.random.default_rng(0)
-    for _ in range(updates):
-        loss, metrics = batch_loss(vla, prefix, batch, cfg, rng)
+    rng, rule = np.random.default_rng(0), make_rule(cfg)
+    for step in range(updates):
+        loss, metrics = batch_loss(rule, vla, prefix, batch, rng, step)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -132,16 +132,16 @@ def test_a_steered_head_ships_and_a_plain_robot_policy_grows_the_net_to_act_the_
 def test_fpo_raises_the_likelihood_of_good_chunks_and_lowers_that_of_bad_ones(small_policy_cfg, obs_batch):
     import copy
 
-    from learner.awfm import fpo_loss
+    from learner.rules.fpo import FPOConfig, fpo_loss
 
     vla = _vla(small_policy_cfg)
     vla.backbone.freeze()
     noise = torch.randn(2, 8, 2, generator=torch.Generator().manual_seed(0))
     two, prefix, chunks, batch = _good_and_bad_chunk(vla, obs_batch, noise)
-    cfg = LearnerConfig(mode="fpo", fpo_samples=8)
+    cfg = FPOConfig(samples=8)
     old = copy.deepcopy(vla.expert).requires_grad_(False)
     rng = np.random.default_rng(0)
-    loss, m = fpo_loss(vla, old, prefix, batch, cfg, rng)
+    loss, m = fpo_loss(vla, old, prefix, batch, cfg, "positive", rng)
     assert m["learner/fpo_ratio_mean"] == pytest.approx(1.0)  # the same head: ratio 1, loss -mean(A) = 0
     assert loss.item() == pytest.approx(0.0, abs=1e-6)
 
@@ -155,7 +155,7 @@ def test_fpo_raises_the_likelihood_of_good_chunks_and_lowers_that_of_bad_ones(sm
     before = flow_losses()
     opt = torch.optim.Adam(vla.expert.parameters(), lr=1e-3)
     for _ in range(30):
-        loss, m = fpo_loss(vla, old, prefix, batch, cfg, rng)
+        loss, m = fpo_loss(vla, old, prefix, batch, cfg, "positive", rng)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -168,7 +168,7 @@ def test_fpo_raises_the_likelihood_of_good_chunks_and_lowers_that_of_bad_ones(sm
 def test_an_advantage_conditioned_head_loads_into_a_plain_robot_policy_with_its_guidance(
     small_policy_cfg, obs_batch, tmp_path
 ):
-    from learner.learner import with_cond_input
+    from learner.rules.adv_conditioned import with_cond_input
 
     learner_vla = with_cond_input(_vla(small_policy_cfg), guidance=2.5)
     with torch.no_grad():
@@ -186,6 +186,8 @@ def test_an_advantage_conditioned_head_loads_into_a_plain_robot_policy_with_its_
 
 def test_distillation_moves_the_plain_noise_policy_onto_the_steered_one(small_policy_cfg, obs_batch):
     import copy
+
+    from learner.rules.steer_distill import distill_loss
 
     student = with_steering(_vla(small_policy_cfg), bound=1.5)
     student.backbone.freeze()
@@ -217,11 +219,10 @@ def test_distillation_moves_the_plain_noise_policy_onto_the_steered_one(small_po
     with torch.no_grad():
         student.steer.mlp[-1].bias.zero_()
     before = gap()
-    cfg = LearnerConfig(mode="steer_distill")
     opt = torch.optim.Adam(student.expert.parameters(), lr=3e-3)
     rng = np.random.default_rng(0)
     for _ in range(150):
-        loss, metrics = batch_loss(student, prefix, replay, cfg, rng, teacher=teacher)
+        loss, metrics = distill_loss(student, teacher, prefix, replay, rng)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -241,7 +242,7 @@ def test_the_steering_net_learns_only_the_positions_its_target_names(small_polic
     vla.backbone.freeze()
     good, bad = torch.full((8, 2), 1.0), torch.full((8, 2), -1.0)
     two, prefix, _, batch = _good_and_bad_chunk(vla, obs_batch, torch.stack([good, bad]))
-    cfg = LearnerConfig(mode="steer", beta=0.5, execute=4, steer_target=target)
+    cfg = LearnerConfig(mode="steer", beta=0.5, execute=4, steer=SteerConfig(target=target))
     _train_steering(vla, prefix, batch, cfg, updates=100)
     with torch.no_grad():
         mu = vla.steer_mean(prefix, two.state)[0]
@@ -253,5 +254,5 @@ def test_the_steering_net_learns_only_the_positions_its_target_names(small_polic
 
 
 def test_an_unknown_steer_target_is_refused_naming_the_choices():
-    with pytest.raises(ValueError, match=r"steer_target.*executed"):
-        LearnerConfig(mode="steer", steer_target="first")
+    with pytest.raises(ValueError, match=r"learner.steer.target.*executed"):
+        SteerConfig(target="first")
