@@ -31,7 +31,7 @@ from learner.advantages import returns_to_go
 from learner.config import LearnerConfig
 from learner.critic import Critic, ValueSamples
 from learner.ema import HeadAverage
-from learner.publisher import HeadPublisher
+from learner.head_publisher import HeadPublisher
 from learner.replay import EpisodeView, Replay
 from learner.rules import batch_loss, make_rule
 from rlpost.data.episode_store import EpisodeStore

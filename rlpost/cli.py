@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 
 from rlpost.cli_bench import _bench_actors, _bench_faults, _bench_fleet, _bench_learner, _bench_policy
+from rlpost.cli_schemas import register_role_schemas
 
 log = logging.getLogger("rlpost")
 
@@ -89,7 +90,7 @@ def _train_reward(overrides: list[str]) -> int:
     from rlpost.config import compose
     from rlpost.report import format_table
 
-    _register_role_schemas()
+    register_role_schemas()
     cfg = compose("train_reward", _policy_alias(overrides))
     r = train_reward_model(cfg)
     row = {"version": r.version, "steps": r.steps, "train_eps": r.train_episodes, "val_eps": r.val_episodes}
@@ -102,7 +103,7 @@ def _label(overrides: list[str]) -> int:
     from rlpost.config import compose
     from rlpost.report import format_table
 
-    _register_role_schemas()
+    register_role_schemas()
     cfg = compose("label", _policy_alias(overrides))
     labeler = Labeler.from_config(cfg)
     r = labeler.label(cfg.episodes or labeler.unlabelled(cfg.task), overwrite=cfg.overwrite)
@@ -122,7 +123,7 @@ def _reward_eval(overrides: list[str]) -> int:
     from rlpost.config import compose
     from rlpost.report import format_table, write_json
 
-    _register_role_schemas()
+    register_role_schemas()
     cfg = compose("reward_eval", _policy_alias(overrides))
     r = evaluate_reward_model(cfg)
     held = "held-out episodes" if r["held_out_only"] else "all episodes"
@@ -136,49 +137,12 @@ def _reward_eval(overrides: list[str]) -> int:
     return 0
 
 
-def _register_role_schemas() -> None:
-    # rlpost/config.py is core and must not import the role packages (test_architecture), and
-    # the session/demo schemas nest their configs: the wiring module registers all of them.
-    from actors.bench import ActorsBenchConfig
-    from actors.config import RobotServerConfig
-    from learner.bench import LearnerBenchConfig
-    from learner.offline import LearnConfig
-    from reward_models.config import LabelConfig, RewardEvalConfig, RewardTrainConfig
-    from rlpost.bench.fleet_bench import FleetBenchConfig
-    from rlpost.compare import CompareConfig
-    from rlpost.config import COMMAND_SCHEMAS
-    from rlpost.console import ConsoleAttachConfig
-    from rlpost.demo import DemoConfig
-    from rlpost.faults import FaultsConfig
-    from rlpost.session import PracticeConfig
-
-    COMMAND_SCHEMAS.update(
-        {
-            "learn": LearnConfig,
-            "bench_learner": LearnerBenchConfig,
-            "bench_actors": ActorsBenchConfig,
-            "bench_faults": FaultsConfig,
-            "bench_fleet": FleetBenchConfig,
-            "robot_server": RobotServerConfig,
-            "train_reward": RewardTrainConfig,
-            "label": LabelConfig,
-            "reward_eval": RewardEvalConfig,
-            "practice": PracticeConfig,
-            "demo": DemoConfig,
-            "demo_quick": DemoConfig,
-            "compare": CompareConfig,
-            "compare_quick": CompareConfig,
-            "console": ConsoleAttachConfig,
-        }
-    )
-
-
 def _learn(overrides: list[str]) -> int:
     from learner.offline import run_learn
     from rlpost.config import compose
     from rlpost.report import format_table
 
-    _register_role_schemas()
+    register_role_schemas()
     cfg = compose("learn", _policy_alias(overrides))
     r = run_learn(cfg)
     row = {
@@ -198,7 +162,7 @@ def _robot_server(overrides: list[str]) -> int:
     from actors.robot_server import run_robot_server
     from rlpost.config import compose
 
-    _register_role_schemas()
+    register_role_schemas()
     cfg = compose("robot_server", overrides)
     run_robot_server(
         cfg, ready=lambda ep: print(f"robot-server {cfg.robot_id} listening on {ep}", flush=True)
@@ -211,7 +175,7 @@ def _practice(overrides: list[str]) -> int:
     from rlpost.report import format_table
     from rlpost.session import Session
 
-    _register_role_schemas()
+    register_role_schemas()
     cfg = compose("practice", _policy_alias(overrides))
     s = Session(cfg, on_status=lambda text: print(text, flush=True)).run()
     title = (
@@ -233,7 +197,7 @@ def _console(overrides: list[str]) -> int:
     from rlpost.config import compose
     from rlpost.console import read_console_file
 
-    _register_role_schemas()
+    register_role_schemas()
     cfg = compose("console", overrides)
     try:
         doc = read_console_file(cfg.session)
@@ -250,7 +214,7 @@ def _demo(overrides: list[str]) -> int:
     from rlpost.config import compose
     from rlpost.demo import result_table, run_demo
 
-    _register_role_schemas()
+    register_role_schemas()
     quick = "--quick" in overrides or "quick=true" in overrides
     rest = [o for o in overrides if o not in ("--quick", "quick=true", "quick=false")]
     cfg = compose("demo_quick" if quick else "demo", rest)
@@ -264,7 +228,7 @@ def _compare(overrides: list[str]) -> int:
     from rlpost.compare import compare
     from rlpost.config import compose
 
-    _register_role_schemas()
+    register_role_schemas()
     quick = "--quick" in overrides or "quick=true" in overrides
     rest = [o for o in overrides if o not in ("--quick", "quick=true", "quick=false")]
     cfg = compose("compare_quick" if quick else "compare", _policy_alias(rest, "policy_checkpoint"))

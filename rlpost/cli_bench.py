@@ -32,11 +32,11 @@ def _bench_policy(overrides: list[str]) -> int:
 
 def _bench_learner(overrides: list[str]) -> int:
     from learner.bench import run_learner_bench
-    from rlpost.cli import _register_role_schemas
+    from rlpost.cli_schemas import register_role_schemas
     from rlpost.config import compose
     from rlpost.report import format_table, write_json
 
-    _register_role_schemas()
+    register_role_schemas()
     cfg = compose("bench_learner", overrides)
     result = run_learner_bench(cfg)
     s = result["setup"]
@@ -52,11 +52,11 @@ def _bench_learner(overrides: list[str]) -> int:
 
 def _bench_actors(overrides: list[str]) -> int:
     from actors.bench import bench_bridge, bench_control_loop
-    from rlpost.cli import _register_role_schemas
+    from rlpost.cli_schemas import register_role_schemas
     from rlpost.config import compose
     from rlpost.report import format_table, write_json
 
-    _register_role_schemas()
+    register_role_schemas()
     cfg = compose("bench_actors", overrides)
     loop = bench_control_loop(hz=cfg.hz, seconds=cfg.seconds)
     bridge = bench_bridge(image=cfg.image, n=cfg.round_trips)
@@ -76,11 +76,11 @@ def _bench_fleet(overrides: list[str]) -> int:
     import dataclasses
 
     from rlpost.bench.fleet_bench import run_fleet_bench
-    from rlpost.cli import _register_role_schemas
+    from rlpost.cli_schemas import register_role_schemas
     from rlpost.config import compose
     from rlpost.report import format_table, write_json
 
-    _register_role_schemas()
+    register_role_schemas()
     cfg = compose("bench_fleet", overrides)
     # The bytes table also sizes the light policy `rlpost pretrain` trains by default.
     extra = {"pretrain (configs/pretrain.yaml)": compose("pretrain").policy}
@@ -111,12 +111,12 @@ def _bench_fleet(overrides: list[str]) -> int:
 
 
 def _bench_faults(overrides: list[str]) -> int:
-    from rlpost.cli import _register_role_schemas
+    from rlpost.cli_schemas import register_role_schemas
     from rlpost.config import compose
     from rlpost.faults import run_faults
     from rlpost.report import format_table, write_json
 
-    _register_role_schemas()
+    register_role_schemas()
     cfg = compose("bench_faults", overrides)
 
     def progress(r) -> None:  # one line per injection as it finishes

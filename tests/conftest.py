@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.badinput import pytest_terminal_summary  # noqa: F401 (prints the bad-input table)
+from tests.support.badinput import pytest_terminal_summary  # noqa: F401 (prints the bad-input table)
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

@@ -83,6 +83,7 @@ def _load(inputs: list[str | Path], verb: str) -> tuple[list[dict[str, Any]], li
 
 def _write(result: dict[str, Any], out: Path, n_boot: int) -> tuple[str, dict[str, Any]]:
     text, numbers = tables(result, n_boot)
+    result["differences"] = numbers.pop("differences")  # every method minus control, both intervals
     result["tables"] = numbers
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "compare.json", result)

@@ -33,11 +33,16 @@ COLUMNS = (
     "takeovers/ep",
     "robot_h",
     "vs demo_only",
+    "vs demo_only, seeds fixed",
     "succ/h vs demo_only",
     "vs curated",
     "vs takeovers_only",
+    "vs takeovers_only, seeds fixed",
     "succ/h vs takeovers_only",
 )
+# A method's interval against a control resamples the training seeds too (hierarchical, the
+# columns "vs <control>"); with the seeds held fixed (stratified) it is the second, labelled column.
+INTERVALS = ("hierarchical", "stratified")
 
 
 def select_runs(runs: list[dict], takeovers: bool, method: str, task: str | None) -> list[dict]:
@@ -52,14 +57,16 @@ def select_runs(runs: list[dict], takeovers: bool, method: str, task: str | None
 
 def outcomes(runs: list[dict], tasks: list[str], round_index: int = -1) -> EpisodeOutcomes:
     """The evaluation episodes of ``round_index`` of these runs, aligned by (task, seed, env seed)."""
-    succ, dur, strata = [], [], []
+    succ, dur, strata, block = [], [], [], []
     for r in runs:
         rd = r["rounds"][round_index]
         order = np.argsort(rd["eval_seeds"])
         succ.append(np.asarray(rd["eval_success"], bool)[order])
         dur.append(np.asarray(rd["eval_duration_s"], float)[order])
         strata.append(np.full(len(order), tasks.index(r["task"]) * 10_000 + r["seed"]))
-    return EpisodeOutcomes(np.concatenate(succ), np.concatenate(dur), np.concatenate(strata))
+        block.append(np.full(len(order), tasks.index(r["task"])))
+    stratum = np.concatenate(strata)
+    return EpisodeOutcomes(np.concatenate(succ), np.concatenate(dur), stratum, stratum, np.concatenate(block))
 
 
 def pool_rounds(per_round: list[EpisodeOutcomes]) -> EpisodeOutcomes:
@@ -68,6 +75,8 @@ def pool_rounds(per_round: list[EpisodeOutcomes]) -> EpisodeOutcomes:
         np.concatenate([o.success for o in per_round]),
         np.concatenate([o.duration_s for o in per_round]),
         np.concatenate([o.stratum + (r + 1) * 1_000_000 for r, o in enumerate(per_round)]),
+        np.concatenate([o.stratum if o.run is None else o.run for o in per_round]),  # a run's rounds: one run
+        None if per_round[0].block is None else np.concatenate([o.block for o in per_round]),
     )
 
 
@@ -92,7 +101,7 @@ def round_rows(
         diffs[m] = {}
         for name, ctrl in controls.items():
             if name != m:
-                diffs[m][name] = paired_bootstrap(pooled, ctrl, n_boot=n_boot)
+                diffs[m][name] = paired_bootstrap(pooled, ctrl, n_boot=n_boot, interval="hierarchical")
                 row[f"all rounds vs {name}"] = diffs[m][name]["success"].text(2)
         rows.append(row)
     return rows, diffs
@@ -116,15 +125,16 @@ def method_row(
         "takeovers/ep": sum(rd["takeovers"] for r in runs for rd in r["rounds"]) / max(eps, 1),
         "robot_h": sum(rd["practice_robot_s"] for r in runs for rd in r["rounds"]) / 3600,
     }
-    diffs: dict[str, dict[str, PairedDiff]] = {}
+    diffs: dict[str, dict[str, dict[str, PairedDiff]]] = {}
     for name, ctrl in controls.items():
         if name == method:
             continue
-        d = paired_bootstrap(o, ctrl, n_boot=n_boot)
+        d = {i: paired_bootstrap(o, ctrl, n_boot=n_boot, interval=i) for i in INTERVALS}
         diffs[name] = d
-        row[f"vs {name}"] = d["success"].text(2)
+        row[f"vs {name}"] = d["hierarchical"]["success"].text(2)
         if name in PRIMARY_CONTROLS:
-            row[f"succ/h vs {name}"] = d["succ_per_hour"].text(0)
+            row[f"vs {name}, seeds fixed"] = d["stratified"]["success"].text(2)
+            row[f"succ/h vs {name}"] = d["hierarchical"]["succ_per_hour"].text(0)
     return row, diffs
 
 
@@ -340,7 +350,7 @@ def tables(result: dict[str, Any], n_boot: int = 2000) -> tuple[str, dict[str, A
     """Text tables per task and operator setting, and overall; and the numbers behind them."""
     cfg, runs = result["config"], result["runs"]
     tasks, methods = list(cfg["tasks"]), list(cfg["methods"])
-    text, numbers = [], {}
+    text, numbers, differences = [], {}, []
     scopes: list[str | None] = [*tasks, None] if len(tasks) > 1 else tasks
     for takeovers in cfg["takeovers"]:
         setting = "with takeovers" if takeovers else "no takeovers (self-practice)"
@@ -353,7 +363,13 @@ def tables(result: dict[str, Any], n_boot: int = 2000) -> tuple[str, dict[str, A
                     continue
                 row, d = method_row(picked[m], tasks, m, controls, n_boot)
                 rows.append(row)
-                diffs[m] = {c: {k: v.__dict__ for k, v in dd.items()} for c, dd in d.items()}
+                diffs[m] = {c: {k: v.__dict__ for k, v in dd["hierarchical"].items()} for c, dd in d.items()}
+                differences += [
+                    difference_entry(task or "all", takeovers, m, c, pd)
+                    for c, dd in d.items()
+                    for by_metric in dd.values()
+                    for pd in by_metric.values()
+                ]
             title = f"{task or 'all tasks'} — {setting}: final round, {cfg['seeds']} seeds pooled"
             text.append(format_table(rows, [c for c in COLUMNS if any(c in r for r in rows)], title=title))
             per_round, round_diffs = round_rows(picked, tasks, n_boot)
@@ -369,7 +385,25 @@ def tables(result: dict[str, Any], n_boot: int = 2000) -> tuple[str, dict[str, A
                     for m, d in round_diffs.items()
                 },
             }
+    numbers["differences"] = differences
     return "\n\n".join(text), numbers
+
+
+def difference_entry(task: str, takeovers: bool, method: str, control: str, d: PairedDiff) -> dict[str, Any]:
+    """One method-minus-control difference as compare.json lists it under ``differences``."""
+    return {
+        "task": task,
+        "setting": "takeovers" if takeovers else "self",
+        "method": method,
+        "control": control,
+        "statistic": d.metric,
+        "diff": d.diff,
+        "lo": d.lo,
+        "hi": d.hi,
+        "seeds": d.seeds,
+        "episodes": d.n,
+        "interval": d.interval,
+    }
 
 
 def curves(result: dict[str, Any]) -> dict[str, dict[str, dict[str, list[float]]]]:

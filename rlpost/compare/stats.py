@@ -1,13 +1,19 @@
 """Paired comparisons of methods evaluated on the same episodes (same env seeds, same initial states).
 
 Episode i of method A and episode i of method B start from the same state, so their difference
-is what the method changed, not what the draw of states did. The confidence interval of a
-difference comes from a paired bootstrap: resample episode indices (within each stratum, e.g.
-task x training seed), apply the same indices to both methods, recompute the statistic.
+is what the method changed, not what the draw of states did. Two paired bootstraps give a
+difference its interval; both apply the same resampled indices to both methods:
+
+    stratified    resample episodes within each stratum (task x training seed [x round]): the
+                  interval of these trained heads, with the training seeds held fixed
+    hierarchical  resample the training runs (seeds) within each task, then episodes within each
+                  drawn run: the interval of the method, since training seeds vary more than
+                  evaluation episodes (a margin that vanishes on new seeds was noise)
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,13 +26,18 @@ class EpisodeOutcomes:
     success: np.ndarray  # bool [N]
     duration_s: np.ndarray  # float [N], robot time of the episode
     stratum: np.ndarray  # int [N], e.g. task x training seed; resampling stays within a stratum
+    # int [N]: the training run whose head played the episode (task x seed; a run's rounds share it);
+    # None: each stratum is its own run
+    run: np.ndarray | None = None
+    block: np.ndarray | None = None  # int [N]: runs are resampled within a block (the task); None: one
 
     def __post_init__(self) -> None:
         n = len(self.success)
-        if len(self.duration_s) != n or len(self.stratum) != n:
+        sizes = [len(x) for x in (self.duration_s, self.stratum, self.run, self.block) if x is not None]
+        if any(k != n for k in sizes):
             raise ValueError(
-                f"EpisodeOutcomes: success ({n}), duration_s ({len(self.duration_s)}) and stratum "
-                f"({len(self.stratum)}) must have one entry per episode"
+                f"EpisodeOutcomes: success ({n}), duration_s, stratum, run and block must have one entry "
+                f"per episode (got {sizes})"
             )
         if np.any(np.asarray(self.duration_s) <= 0):
             raise ValueError("EpisodeOutcomes: every episode takes robot time > 0")
@@ -41,6 +52,8 @@ class PairedDiff:
     lo: float
     hi: float
     n: int  # paired episodes
+    interval: str = "stratified"  # stratified | hierarchical (see the module docstring)
+    seeds: int = 0  # training runs behind the episodes
 
     @property
     def significant(self) -> bool:
@@ -75,25 +88,56 @@ def _check_paired(a: EpisodeOutcomes, b: EpisodeOutcomes) -> None:
         )
 
 
+def _runs(o: EpisodeOutcomes) -> np.ndarray:
+    return o.stratum if o.run is None else o.run
+
+
+def _stratified(o: EpisodeOutcomes, rng: np.random.Generator) -> Callable[[], np.ndarray]:
+    groups = [np.flatnonzero(o.stratum == s) for s in np.unique(o.stratum)]
+    return lambda: np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+
+
+def _hierarchical(o: EpisodeOutcomes, rng: np.random.Generator) -> Callable[[], np.ndarray]:
+    runs = _runs(o)
+    block = np.zeros(len(runs), np.int64) if o.block is None else o.block
+    # per block, its runs; per run, its strata's episode indices (a run's rounds stay apart)
+    blocks = [np.unique(runs[block == b]) for b in np.unique(block)]
+    strata = {r: [np.flatnonzero((runs == r) & (o.stratum == s)) for s in np.unique(o.stratum[runs == r])]
+              for r in np.unique(runs)}  # fmt: skip
+
+    def draw() -> np.ndarray:
+        picked = [r for rs in blocks for r in rng.choice(rs, size=len(rs), replace=True)]
+        return np.concatenate([rng.choice(g, size=len(g), replace=True) for r in picked for g in strata[r]])
+
+    return draw
+
+
 def paired_bootstrap(
     a: EpisodeOutcomes,
     b: EpisodeOutcomes,
     n_boot: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    interval: str = "stratified",
 ) -> dict[str, PairedDiff]:
-    """A − B for every statistic in :data:`STATISTICS`, with percentile intervals."""
+    """A − B for every statistic in :data:`STATISTICS`, with percentile intervals (``interval``:
+    stratified or hierarchical, see the module docstring)."""
     _check_paired(a, b)
-    rng = np.random.default_rng(seed)
-    groups = [np.flatnonzero(a.stratum == s) for s in np.unique(a.stratum)]
+    if interval not in SAMPLERS:
+        raise ValueError(f"paired_bootstrap: interval={interval!r} is not one of {sorted(SAMPLERS)}")
+    draw = SAMPLERS[interval](a, np.random.default_rng(seed))
     boots = {m: np.empty(n_boot) for m in STATISTICS}
     for k in range(n_boot):
-        idx = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+        idx = draw()
         for m, f in STATISTICS.items():
             boots[m][k] = f(a, idx) - f(b, idx)
     q = (1 - confidence) / 2
+    seeds = len(np.unique(_runs(a)))
     out = {}
     for m, f in STATISTICS.items():
         lo, hi = np.quantile(boots[m], [q, 1 - q])
-        out[m] = PairedDiff(m, f(a) - f(b), float(lo), float(hi), len(a.success))
+        out[m] = PairedDiff(m, f(a) - f(b), float(lo), float(hi), len(a.success), interval, seeds)
     return out
+
+
+SAMPLERS = {"stratified": _stratified, "hierarchical": _hierarchical}

@@ -36,8 +36,8 @@ import numpy as np
 
 from rlpost.data.durable_files import fsync_dir, try_lock, write_file_durably
 from rlpost.data.episode_files import Episode, EpisodeFiles, Frames, concat_frames, read_meta_json
+from rlpost.data.episode_publisher import clean_stale_tmp, episode_dir_names, publish
 from rlpost.data.labels import list_label_versions, read_label_file, write_label_file
-from rlpost.data.publisher import clean_stale_tmp, episode_dir_names, publish
 from rlpost.data.step_checks import EpisodeShape
 from rlpost.data.store_config import StoreConfig
 from rlpost.data.store_error import StoreError, write_error

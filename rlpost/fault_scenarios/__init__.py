@@ -2,7 +2,7 @@
 
 Each scenario builds what it needs under ``work``, injects its fault into real processes,
 waits for the system to recover, checks what a user relies on, and returns a
-:class:`rlpost.faults.FaultRun`. A failed check is ``survived=False`` with the reason
+:class:`rlpost.fault_scenarios.harness.FaultRun`. A failed check is ``survived=False`` with the reason
 in ``detail`` (tests assert on it). Robot-side counts come from ``robot-server``
 processes, which no actor-side fault touches.
 
@@ -34,11 +34,11 @@ from rlpost.fault_scenarios.common import (
     wals_unlocked,
     watch_hold,
 )
+from rlpost.fault_scenarios.harness import FaultRun
 from rlpost.fault_scenarios.learner_faults import learner_kill
 from rlpost.fault_scenarios.robot_server_faults import robot_server_kill
 from rlpost.fault_scenarios.session_faults import _child_session, actor_kill, session_resume
 from rlpost.fault_scenarios.store_faults import _child_disk_full, _child_writer, disk_full, store_writer_kill
-from rlpost.faults import FaultRun
 
 __all__ = [
     "CHILDREN",

@@ -20,7 +20,7 @@ from learner.config import LearnerConfig, ReplayConfig
 from rlpost.data import EpisodeStore
 from rlpost.data.durable_files import try_lock
 from rlpost.data.wal import read_wal, read_wal_meta
-from rlpost.faults import RobotServerProcess, wait_until
+from rlpost.fault_scenarios.harness import RobotServerProcess, wait_until
 from rlpost.metrics import LoggerConfig
 from rlpost.schema import EpisodeMeta
 from rlpost.session import BudgetConfig, PracticeConfig, RayConfig

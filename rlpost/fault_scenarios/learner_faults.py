@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from rlpost.fault_scenarios.common import Assets, _check
-from rlpost.faults import FaultRun, wait_until
+from rlpost.fault_scenarios.harness import FaultRun, wait_until
 from rlpost.metrics import read_metrics
 
 

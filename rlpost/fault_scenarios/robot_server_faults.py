@@ -15,7 +15,7 @@ from rlpost.fault_scenarios.common import (
     stored_steps,
     wal_steps,
 )
-from rlpost.faults import FaultRun, RobotServerProcess, wait_until
+from rlpost.fault_scenarios.harness import FaultRun, RobotServerProcess, wait_until
 
 
 def robot_server_kill(assets: Assets, work: Path) -> FaultRun:

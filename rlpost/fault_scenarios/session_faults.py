@@ -26,7 +26,7 @@ from rlpost.fault_scenarios.common import (
     wals_unlocked,
     watch_hold,
 )
-from rlpost.faults import FaultRun, RobotServerProcess, child_command, wait_until
+from rlpost.fault_scenarios.harness import FaultRun, RobotServerProcess, child_command, wait_until
 from rlpost.metrics import read_metrics
 from rlpost.session import Session
 

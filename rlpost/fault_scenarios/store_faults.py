@@ -16,7 +16,7 @@ from typing import Any
 from actors.config import ActorConfig, BridgeConfig, ControlConfig
 from rlpost.data import EpisodeStore
 from rlpost.fault_scenarios.common import MAX_STEPS, Assets, _check, stored_steps
-from rlpost.faults import FaultRun, RobotServerProcess, child_command, wait_until
+from rlpost.fault_scenarios.harness import FaultRun, RobotServerProcess, child_command, wait_until
 from rlpost.schema import EpisodeMeta, StepRecord
 
 

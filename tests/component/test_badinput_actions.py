@@ -19,8 +19,8 @@ from actors.safety import SafetyFilter
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.schema import RobotSpec
 from rlpost.sim import make_robot
-from tests.actor_fakes import ScriptedOperator, ScriptedPolicy, SpyRobot
-from tests.badinput import tally
+from tests.support.actor_fakes import ScriptedOperator, ScriptedPolicy, SpyRobot
+from tests.support.badinput import tally
 
 pytestmark = [pytest.mark.badinput, pytest.mark.timeout(180)]
 SAFETY = SafetyConfig(hold="zero", hold_keep_dims=(2,))

@@ -34,7 +34,7 @@ from rlpost.transport import (
     recv_frames,
 )
 from rlpost.transport.messages import OPERATOR_KINDS
-from tests.badinput import tally
+from tests.support.badinput import tally
 
 pytestmark = [pytest.mark.badinput, pytest.mark.timeout(120)]
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,23 +14,10 @@ from actors.zmq_robot import RobotDisconnected, RobotError, ZmqRobot
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.sim import make_robot
 from rlpost.transport import decode, new_socket, recv_frames
-from tests.actor_fakes import ScriptedPolicy, SpyRobot
+from tests.support.actor_fakes import ScriptedPolicy, SpyRobot
+from tests.support.robot_servers import start_server
 
 pytestmark = pytest.mark.timeout(60)
-SIM = ["--set", "image_size=32", "--set", "max_steps=20"]
-
-
-def start_server(port: int = 0) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "actors.robot_server", "--driver", "tabletop", *SIM, "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    line = proc.stdout.readline()  # "robot-server robot-0 listening on tcp://127.0.0.1:PORT"
-    assert "listening on" in line, f"robot-server did not start: {line!r}"
-    return proc, line.split()[-1]
 
 
 @pytest.fixture

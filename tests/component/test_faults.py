@@ -15,10 +15,10 @@ from actors.config import BridgeConfig
 from actors.zmq_robot import RobotDisconnected, ZmqRobot
 from rlpost.data import EpisodeStore
 from rlpost.fault_scenarios import disk_full, learner_kill, make_assets, robot_server_kill
-from tests.component.test_bridge import start_server
+from tests.support.robot_servers import start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
-HERE = Path(__file__).parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +47,8 @@ def test_learner_killed_mid_update_resumes_from_its_checkpoint_without_repeating
 
 STORE_FULL_WRITER = """
 import resource, signal, sys
-sys.path.insert(0, {here!r})
-from test_store_crash import meta, step
+sys.path.insert(0, {root!r})
+from tests.support.store_records import meta, step
 from rlpost.data import EpisodeStore, StoreFullError
 
 store = EpisodeStore.open(sys.argv[1])
@@ -72,7 +72,7 @@ store.finish("full", "success", "operator")
 
 def test_a_refused_write_names_the_file_keeps_earlier_steps_and_can_be_retried(tmp_path):
     script = tmp_path / "writer.py"
-    script.write_text(STORE_FULL_WRITER.format(here=str(HERE)))
+    script.write_text(STORE_FULL_WRITER.format(root=str(ROOT)))
     out = subprocess.run(
         [sys.executable, str(script), str(tmp_path / "store")], capture_output=True, text=True, timeout=120
     )

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from learner.config import LearnerConfig, ReplayConfig
+from learner.head_publisher import published_versions
 from learner.learner import Learner
-from learner.publisher import published_versions
 from learner.rules.steer_distill import SteerDistillConfig
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.policy import VLA, ObsBatch, load_checkpoint, load_head_file, save_checkpoint

@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 
 from rlpost.data import EpisodeStore
-from rlpost.schema import EpisodeMeta, StepRecord
+from tests.support.store_records import step
 
 pytestmark = pytest.mark.timeout(120)
-HERE = Path(__file__).parent
+ROOT = Path(__file__).resolve().parents[2]
 
 WRITER = """
 import sys, time
-sys.path.insert(0, {here!r})
-from test_store_crash import meta, step
+sys.path.insert(0, {root!r})
+from tests.support.store_records import meta, step
 from rlpost.data import EpisodeStore
 
 root, mode, prefix = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -51,27 +51,9 @@ elif mode == "many":
 """
 
 
-def meta(eid: str) -> EpisodeMeta:
-    return EpisodeMeta(eid, "tabletop", "stack the cubes", "arm-1", "s1", "autonomous")
-
-
-def step(t: int) -> StepRecord:
-    rng = np.random.default_rng(t)
-    return StepRecord(
-        images={"front": rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)},
-        state=rng.standard_normal(4).astype(np.float32),
-        action=rng.standard_normal(3).astype(np.float32),
-        policy_action=rng.standard_normal(3).astype(np.float32),
-        intervention=t % 5 == 0,
-        policy_version=t // 10,
-        t_ns=t * 20_000_000,
-        frame_index=t,
-    )
-
-
 def _spawn(tmp_path: Path, mode: str, prefix: str = "") -> subprocess.Popen:
     script = tmp_path / "writer.py"
-    script.write_text(WRITER.format(here=str(HERE)))
+    script.write_text(WRITER.format(root=str(ROOT)))
     return subprocess.Popen(
         [sys.executable, str(script), str(tmp_path / "store"), mode, prefix],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

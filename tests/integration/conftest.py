@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-import torch
 
 
 @pytest.fixture(scope="session")
@@ -20,22 +18,9 @@ def ray_session():
     ray.shutdown()
 
 
-def save_tiny_policy(path: Path) -> Path:
-    """An untrained tiny VLA for the 32 px tabletop sim (state 6, action 3), saved at ``path``."""
-    from rlpost.policy import VLA, ExpertConfig, PolicyConfig, TinyBackboneConfig, save_checkpoint
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    """A tiny policy, a few demos and a tiny reward model (tests.support.session_assets), per test module."""
+    from tests.support.session_assets import session_assets
 
-    torch.manual_seed(0)
-    vla = VLA(
-        PolicyConfig(
-            state_dim=6,
-            action_dim=3,
-            horizon=8,
-            num_steps=2,
-            cameras=["top"],
-            tiny=TinyBackboneConfig(
-                image_size=32, width=32, grid=4, keypoints=4, vision_depth=1, fusion_depth=1
-            ),
-            expert=ExpertConfig(width=32, depth=1),
-        )
-    )
-    return save_checkpoint(vla, path)
+    return session_assets(tmp_path_factory.mktemp("session-assets"))

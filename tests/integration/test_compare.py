@@ -13,12 +13,12 @@ from rlpost.compare.runner import RoundRecord, RunRecord, TaskBench, check_budge
 from rlpost.data import EpisodeStore
 from rlpost.metrics import LoggerConfig
 from rlpost.sim import SimOperatorConfig
-from tests.integration.test_session import SIM, assets  # noqa: F401  (module fixture)
+from tests.support.session_assets import SIM
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
-def tiny_cfg(assets, out, **kw) -> CompareConfig:  # noqa: F811
+def tiny_cfg(assets, out, **kw) -> CompareConfig:
     base = dict(
         out=str(out),
         policy_checkpoint=assets["policy"],
@@ -43,7 +43,7 @@ def tiny_cfg(assets, out, **kw) -> CompareConfig:  # noqa: F811
     return cfg
 
 
-def test_every_method_gets_the_same_practice_budget_and_the_outputs_are_written(assets, tmp_path):  # noqa: F811
+def test_every_method_gets_the_same_practice_budget_and_the_outputs_are_written(assets, tmp_path):
     cfg = tiny_cfg(assets, tmp_path / "cmp")
     text, result = compare(cfg)
     runs = result["runs"]
@@ -78,7 +78,7 @@ def test_every_method_gets_the_same_practice_budget_and_the_outputs_are_written(
     assert {k.split("/")[1] for r in rows for k in r if k.startswith("compare/")} == set(budgets)
 
 
-def test_a_run_whose_store_disagrees_with_its_report_is_refused(assets, tmp_path):  # noqa: F811
+def test_a_run_whose_store_disagrees_with_its_report_is_refused(assets, tmp_path):
     cfg = tiny_cfg(
         assets, tmp_path / "cmp2", methods=["pretrained", "demo_only"], seeds=1, rounds=1, takeovers=[False]
     )

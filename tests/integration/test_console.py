@@ -21,7 +21,7 @@ from rlpost.data import EpisodeStore
 from rlpost.metrics import LoggerConfig
 from rlpost.session import PracticeConfig, RayConfig, Session
 from rlpost.sim import SimConfig
-from tests.integration.conftest import save_tiny_policy
+from tests.support.policies import save_tiny_policy
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 

@@ -21,12 +21,14 @@ WIRING = {
     "rlpost/session_console.py",  # the session's side of the operator console (polls actors, sends commands)
     "rlpost/cli.py",
     "rlpost/cli_bench.py",  # the `rlpost bench` handlers of the CLI
+    "rlpost/cli_schemas.py",  # the role packages' command schemas, registered for the CLI
     "rlpost/compare/config.py",
     "rlpost/compare/runner.py",
     "rlpost/faults.py",
     # the fault scenarios (rlpost.fault_scenarios), one module per fault family
     "rlpost/fault_scenarios/__init__.py",
     "rlpost/fault_scenarios/common.py",
+    "rlpost/fault_scenarios/harness.py",
     "rlpost/fault_scenarios/learner_faults.py",
     "rlpost/fault_scenarios/robot_server_faults.py",
     "rlpost/fault_scenarios/session_faults.py",
@@ -86,3 +88,14 @@ def test_no_pickle_anywhere_in_the_packages():
         if {"pickle", "cloudpickle"} & _imports(f)
     ]
     assert not bad, f"pickle is not allowed on a socket or in the store: {bad}"
+
+
+def test_tests_share_helpers_through_tests_support_never_through_each_other():
+    bad = []
+    for f in sorted((ROOT / "tests").rglob("*.py")):
+        tree = ast.parse(f.read_text(), filename=str(f))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tests."):
+                if not node.module.startswith("tests.support"):
+                    bad.append(f"{f.relative_to(ROOT)} imports {node.module}")
+    assert not bad, "test helpers belong in tests/support/:\n" + "\n".join(bad)

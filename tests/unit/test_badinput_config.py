@@ -9,9 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rlpost.cli import _register_role_schemas, main
+from rlpost.cli import main
+from rlpost.cli_schemas import register_role_schemas
 from rlpost.config import ConfigError, compose
-from tests.badinput import tally
+from tests.support.badinput import tally
 
 pytestmark = pytest.mark.badinput
 COMMANDS = {"collect": ["collect"], "bench_policy": ["bench", "policy"], "robot_server": ["robot-server"], "keys": ["keys"]}  # fmt: skip
@@ -32,7 +33,7 @@ def typed_keys(obj: object, prefix: str = "") -> list[tuple[str, type]]:
 
 
 def candidates() -> list[tuple[str, str, type]]:
-    _register_role_schemas()
+    register_role_schemas()
     defaults = {"keys": ["name=x"]}
     return [
         (command, key, t)

@@ -19,7 +19,7 @@ from test_store_roundtrip import assert_steps_equal, make_meta, make_step, write
 from rlpost.data import EpisodeStore, StoreError
 from rlpost.data.wal import WAL_MAGIC, read_wal
 from rlpost.policy import VLA, CheckpointError, load_checkpoint, load_head_file, save_checkpoint, save_head
-from tests.badinput import tally
+from tests.support.badinput import tally
 
 pytestmark = pytest.mark.badinput
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

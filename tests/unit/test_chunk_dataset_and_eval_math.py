@@ -6,28 +6,9 @@ import numpy as np
 import pytest
 
 from rlpost.data.chunk_dataset import ChunkDataset, split_by_episode
-from rlpost.data.episode_files import Episode
 from rlpost.evaluation import EpisodeSummary, summarize, wilson_interval
-from rlpost.schema import EpisodeMeta, SchemaError
-
-
-def _episode(eid: str, t: int, a_dim: int = 2, cams=("top",)) -> Episode:
-    meta = EpisodeMeta(
-        episode_id=eid, task="tabletop", instruction=f"do {eid}", robot_id="r", session_id="s", source="demo"
-    )
-    action = np.arange(t * a_dim, dtype=np.float32).reshape(t, a_dim)
-    return Episode(
-        meta=meta,
-        images={c: np.full((t, 8, 8, 3), i, np.uint8) for i, c in enumerate(cams)},
-        state=np.arange(t, dtype=np.float32)[:, None].repeat(3, 1),
-        action=action,
-        policy_action=np.full((t, a_dim), np.nan, np.float32),
-        intervention=np.arange(t) % 2 == 0,
-        policy_version=np.full(t, -1, np.int64),
-        t_ns=np.arange(t, dtype=np.int64),
-        frame_index=np.arange(t, dtype=np.int64),
-        reward=np.zeros(t, np.float32),
-    )
+from rlpost.schema import SchemaError
+from tests.support.episodes import hand_built_episode as _episode
 
 
 def test_a_chunk_near_the_episode_end_is_padded_with_the_last_action_and_masked():

@@ -10,52 +10,14 @@ import pytest
 
 from rlpost.cli import main
 from rlpost.compare.runner import RoundRecord, RunRecord
-from rlpost.report import write_json
-
-N = 200  # evaluation episodes per run
-
-
-def _run(method: str, seed: int, success_rate: float, takeovers: bool = False) -> dict:
-    """A one-round run whose evaluation succeeds on the first ``success_rate`` share of the seeds."""
-    k = int(success_rate * N)
-    rd = RoundRecord(1, 10, 50.0, 5, 0, 0, 100, [i < k for i in range(N)], [10.0] * N, list(range(N)))
-    sid = f"{'operator' if takeovers else 'self'}-{method}-s{seed}"
-    return dataclasses.asdict(RunRecord("tabletop", takeovers, method, seed, sid, [rd]))
-
-
-def _comparison(path, methods: dict[str, float], **config) -> str:
-    cfg = {
-        "policy_checkpoint": "pt/policy",
-        "demos": "demos",
-        "tasks": ["tabletop"],
-        "methods": list(methods),
-        "takeovers": [False],
-        "seeds": 2,
-        "rounds": 1,
-        "episodes_per_round": 10,
-        "updates_per_round": 100,
-        "eval_episodes": N,
-        "eval_seed": 500_000,
-        "practice_seed": 1_000_000,
-        "execute": 4,
-        "sim": {"n_blocks": 1},
-        "operator": {},
-    } | config
-    runs = [
-        _run(m, s, rate, takeovers=t)
-        for m, rate in methods.items()
-        for s in range(cfg["seeds"])
-        for t in cfg["takeovers"]
-    ]
-    write_json(path / "compare.json", {"config": cfg, "runs": runs, "budgets": {}})
-    return str(path / "compare.json")
+from tests.support.compare_results import N, comparison
 
 
 def test_a_method_run_later_is_paired_with_the_controls_of_the_first_run(tmp_path, capsys):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    a = _comparison(tmp_path / "a", {"pretrained": 0.4, "demo_only": 0.4, "curated": 0.3})
-    _comparison(tmp_path / "b", {"demo_only": 0.9, "steer_distill": 0.6})  # demo_only again: a's is kept
+    a = comparison(tmp_path / "a", {"pretrained": 0.4, "demo_only": 0.4, "curated": 0.3})
+    comparison(tmp_path / "b", {"demo_only": 0.9, "steer_distill": 0.6})  # demo_only again: a's is kept
     # the second given as its folder
     assert main(["compare-merge", f"out={tmp_path / 'm'}", a, str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
@@ -76,21 +38,21 @@ def test_methods_that_learned_under_other_settings_join_as_named_variants_not_un
     for d in "abcd":
         (tmp_path / d).mkdir()
     learner = {"mode": "awfm", "advantage": "nstep", "beta": 1.0}
-    a = _comparison(tmp_path / "a", {"demo_only": 0.4, "steer": 0.4}, learner=learner, reward_model="x/rm-v1")
+    a = comparison(tmp_path / "a", {"demo_only": 0.4, "steer": 0.4}, learner=learner, reward_model="x/rm-v1")
     # b also records an option a predates (not a difference: a's runs behaved as its default), under
     # its old name (learner.distill_fraction, now learner.steer_distill.fraction)
-    b = _comparison(
+    b = comparison(
         tmp_path / "b",
         {"steer": 0.6},
         learner=dict(learner, advantage="mc", distill_fraction=0.5, ema_decay=0.0),
         reward_model="x/rm-v1",
         practice_noise_scale=1.0,  # a top-level setting a predates
     )
-    c = _comparison(tmp_path / "c", {"steer": 0.5}, learner=learner, reward_model="runs/big/reward/rm-v1")
+    c = comparison(tmp_path / "c", {"steer": 0.5}, learner=learner, reward_model="runs/big/reward/rm-v1")
     # d records an option a predates at a value other than a's runs behaved as: a difference
     # (ema_decay's default became 0.995 after it was added; a comparison without it shipped the
     # latest weights, 0, which b records: no difference)
-    d = _comparison(
+    d = comparison(
         tmp_path / "d", {"steer": 0.7}, learner=dict(learner, ema_decay=0.995), reward_model="x/rm-v1"
     )
     assert main(["compare-merge", f"out={tmp_path / 'm'}", a, b, c, d]) == 0
@@ -112,8 +74,8 @@ def test_methods_that_learned_under_other_settings_join_as_named_variants_not_un
 def test_comparisons_that_would_not_pair_are_refused_naming_the_setting(tmp_path, capsys):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    a = _comparison(tmp_path / "a", {"demo_only": 0.4})
-    b = _comparison(tmp_path / "b", {"steer": 0.5}, eval_seed=7)
+    a = comparison(tmp_path / "a", {"demo_only": 0.4})
+    b = comparison(tmp_path / "b", {"steer": 0.5}, eval_seed=7)
     assert main(["compare-merge", f"out={tmp_path / 'm'}", a, b]) == 1
     err = capsys.readouterr().err
     assert "eval_seed=7" in err and "would not pair" in err and not (tmp_path / "m").exists()
@@ -122,7 +84,7 @@ def test_comparisons_that_would_not_pair_are_refused_naming_the_setting(tmp_path
 @pytest.mark.parametrize("content", ["{not json", '{"runs": []}'])
 def test_a_broken_or_foreign_input_is_named(tmp_path, capsys, content):
     (tmp_path / "a").mkdir()
-    a = _comparison(tmp_path / "a", {"demo_only": 0.4})
+    a = comparison(tmp_path / "a", {"demo_only": 0.4})
     bad = tmp_path / "bad.json"
     bad.write_text(content)
     assert main(["compare-merge", f"out={tmp_path / 'm'}", a, str(bad)]) == 1
@@ -158,8 +120,8 @@ def test_compare_records_absolute_paths_so_runs_from_other_working_directories_p
 def test_with_takeovers_every_method_is_also_paired_against_the_takeovers_alone(tmp_path, capsys):
     for d in "ab":
         (tmp_path / d).mkdir()
-    a = _comparison(tmp_path / "a", {"demo_only": 0.4, "takeovers_only": 0.6}, takeovers=[True])
-    b = _comparison(tmp_path / "b", {"awfm": 0.75}, takeovers=[True])
+    a = comparison(tmp_path / "a", {"demo_only": 0.4, "takeovers_only": 0.6}, takeovers=[True])
+    b = comparison(tmp_path / "b", {"awfm": 0.75}, takeovers=[True])
     assert main(["compare-merge", f"out={tmp_path / 'm'}", a, b]) == 0
     assert "vs takeovers_only" in capsys.readouterr().out
     merged = json.loads((tmp_path / "m" / "compare.json").read_text())
@@ -177,9 +139,9 @@ def test_replications_pool_into_one_table_with_every_seed_its_own_stratum(tmp_pa
     for d in "abcd":
         (tmp_path / d).mkdir()
     methods = {"takeovers_only": 0.6, "awfm": 0.65}
-    a = _comparison(tmp_path / "a", dict(methods, curated=0.5), takeovers=[True])
-    b = _comparison(tmp_path / "b", methods, takeovers=[True], eval_seed=600_000, practice_seed=2_000_000)
-    c = _comparison(
+    a = comparison(tmp_path / "a", dict(methods, curated=0.5), takeovers=[True])
+    b = comparison(tmp_path / "b", methods, takeovers=[True], eval_seed=600_000, practice_seed=2_000_000)
+    c = comparison(
         tmp_path / "c", methods, takeovers=[True], seeds=1, eval_seed=700_000, practice_seed=3_000_000
     )
     assert main(["compare-pool", f"out={tmp_path / 'p'}", a, b, c]) == 0
@@ -201,21 +163,21 @@ def test_replications_pool_into_one_table_with_every_seed_its_own_stratum(tmp_pa
 def test_pool_refuses_the_same_seeds_twice_and_other_settings_naming_them(tmp_path, capsys):
     for d in "abcd":
         (tmp_path / d).mkdir()
-    a = _comparison(tmp_path / "a", {"demo_only": 0.4, "steer": 0.5})
-    b = _comparison(tmp_path / "b", {"demo_only": 0.4, "steer": 0.5}, seeds=3)  # seeds as a's
+    a = comparison(tmp_path / "a", {"demo_only": 0.4, "steer": 0.5})
+    b = comparison(tmp_path / "b", {"demo_only": 0.4, "steer": 0.5}, seeds=3)  # seeds as a's
     assert main(["compare-pool", f"out={tmp_path / 'p'}", a, b]) == 1
     assert "same episodes would count twice" in capsys.readouterr().err
-    c = _comparison(tmp_path / "c", {"demo_only": 0.4}, eval_seed=9, updates_per_round=50)
+    c = comparison(tmp_path / "c", {"demo_only": 0.4}, eval_seed=9, updates_per_round=50)
     assert main(["compare-pool", f"out={tmp_path / 'p'}", a, c]) == 1
     err = capsys.readouterr().err
     assert "updates_per_round=50" in err and "only seeds" in err and not (tmp_path / "p").exists()
     # a learner option a predates: the value its runs behaved as pools, another value is named
     learner = {"mode": "awfm", "beta": 1.0}
-    e = _comparison(tmp_path / "d", {"demo_only": 0.4}, eval_seed=11, learner=dict(learner, ema_decay=0.0))
-    a2 = _comparison(tmp_path / "a", {"demo_only": 0.4}, learner=learner)
+    e = comparison(tmp_path / "d", {"demo_only": 0.4}, eval_seed=11, learner=dict(learner, ema_decay=0.0))
+    a2 = comparison(tmp_path / "a", {"demo_only": 0.4}, learner=learner)
     assert main(["compare-pool", f"out={tmp_path / 'p'}", a2, e]) == 0
     capsys.readouterr()
-    f = _comparison(tmp_path / "c", {"demo_only": 0.4}, eval_seed=12, learner=dict(learner, ema_decay=0.995))
+    f = comparison(tmp_path / "c", {"demo_only": 0.4}, eval_seed=12, learner=dict(learner, ema_decay=0.995))
     assert main(["compare-pool", f"out={tmp_path / 'q'}", a2, f]) == 1
     assert "ema_decay=0.995" in capsys.readouterr().err and not (tmp_path / "q").exists()
 
@@ -223,11 +185,11 @@ def test_pool_refuses_the_same_seeds_twice_and_other_settings_naming_them(tmp_pa
 def test_pool_needs_a_method_in_every_replication_and_no_pool_as_input(tmp_path, capsys):
     for d in "abcd":
         (tmp_path / d).mkdir()
-    a = _comparison(tmp_path / "a", {"demo_only": 0.4})
-    b = _comparison(tmp_path / "b", {"steer": 0.5}, eval_seed=9)
+    a = comparison(tmp_path / "a", {"demo_only": 0.4})
+    b = comparison(tmp_path / "b", {"steer": 0.5}, eval_seed=9)
     assert main(["compare-pool", f"out={tmp_path / 'p'}", a, b]) == 1
     assert "no method ran in every one" in capsys.readouterr().err
-    c = _comparison(tmp_path / "c", {"demo_only": 0.5}, eval_seed=10)
+    c = comparison(tmp_path / "c", {"demo_only": 0.5}, eval_seed=10)
     assert main(["compare-pool", f"out={tmp_path / 'p'}", a, c]) == 0
     capsys.readouterr()
     assert main(["compare-pool", f"out={tmp_path / 'q'}", str(tmp_path / "p"), b]) == 1
@@ -251,7 +213,7 @@ def test_the_report_shows_success_per_round_and_pairs_all_rounds_against_the_con
         )
 
     (tmp_path / "a").mkdir()
-    _comparison(tmp_path / "a", {"takeovers_only": 0.0, "awfm": 0.0}, takeovers=[True], rounds=2)
+    comparison(tmp_path / "a", {"takeovers_only": 0.0, "awfm": 0.0}, takeovers=[True], rounds=2)
     doc = json.loads((tmp_path / "a" / "compare.json").read_text())
     # the final round favours awfm by 0.2, the first round takeovers_only by 0.1: over both, +0.05
     doc["runs"] = [run("takeovers_only", s, [0.5, 0.5]) for s in range(2)] + [
@@ -289,11 +251,50 @@ def test_an_option_only_some_methods_use_makes_variants_of_those_methods_only(tm
     for d in "abc":
         (tmp_path / d).mkdir()
     learner = {"mode": "awfm", "ema_decay": 0.995}
-    a = _comparison(tmp_path / "a", {"demo_only": 0.4, "awfm": 0.5, "steer": 0.4}, learner=learner)
+    a = comparison(tmp_path / "a", {"demo_only": 0.4, "awfm": 0.5, "steer": 0.4}, learner=learner)
     now = dict(learner, steer={"target": "executed"})
-    b = _comparison(tmp_path / "b", {"awfm": 0.6}, learner=now, eval_seed=500_001)  # a replication
-    c = _comparison(tmp_path / "c", {"steer": 0.6}, learner=now)
+    b = comparison(tmp_path / "b", {"awfm": 0.6}, learner=now, eval_seed=500_001)  # a replication
+    c = comparison(tmp_path / "c", {"steer": 0.6}, learner=now)
     assert main(["compare-pool", f"out={tmp_path / 'p'}", a, b]) == 0  # awfm does not use the option
     assert main(["compare-merge", f"out={tmp_path / 'm'}", a, c]) == 0
     merged = json.loads((tmp_path / "m" / "compare.json").read_text())
     assert merged["config"]["methods"] == ["demo_only", "awfm", "steer", "steer (steer.target=executed)"]
+
+
+def test_compare_json_lists_every_difference_with_both_intervals(tmp_path):
+    for d in "ab":
+        (tmp_path / d).mkdir()
+    a = comparison(tmp_path / "a", {"demo_only": 0.4, "curated": 0.45}, seeds=3)
+    b = comparison(tmp_path / "b", {"awfm": 0.6}, seeds=3)
+    assert main(["compare-merge", f"out={tmp_path / 'm'}", a, b]) == 0
+    doc = json.loads((tmp_path / "m" / "compare.json").read_text())
+    keys = {
+        "task",
+        "setting",
+        "method",
+        "control",
+        "statistic",
+        "diff",
+        "lo",
+        "hi",
+        "seeds",
+        "episodes",
+        "interval",
+    }
+    assert all(set(d) == keys for d in doc["differences"])
+    awfm = {
+        (d["control"], d["statistic"], d["interval"]): d
+        for d in doc["differences"]
+        if d["method"] == "awfm" and d["task"] == "tabletop" and d["setting"] == "self"
+    }
+    assert set(awfm) == {
+        (c, s, i)
+        for c in ("demo_only", "curated")
+        for s in ("success", "succ_per_hour")
+        for i in ("hierarchical", "stratified")
+    }
+    h = awfm[("demo_only", "success", "hierarchical")]
+    assert h["diff"] == pytest.approx(0.2) and (h["seeds"], h["episodes"]) == (3, 3 * N)
+    # the table's interval against a control is the hierarchical one; seeds fixed is its own column
+    row = next(r for r in doc["tables"]["tabletop/self"]["rows"] if r["method"] == "awfm")
+    assert row["vs demo_only"].startswith("+0.20 [") and "vs demo_only, seeds fixed" in row

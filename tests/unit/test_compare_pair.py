@@ -7,7 +7,7 @@ import json
 
 from rlpost.cli import main
 from rlpost.compare.runner import RoundRecord, RunRecord
-from tests.unit.test_compare_merge import N, _comparison
+from tests.support.compare_results import N, comparison
 
 
 def _two_round_run(method: str, seed: int, rates: tuple[float, float]) -> dict:
@@ -23,8 +23,8 @@ def _two_round_run(method: str, seed: int, rates: tuple[float, float]) -> dict:
 def test_each_method_is_paired_with_itself_seed_by_seed(tmp_path, capsys):
     for d in ("latest", "averaged"):
         (tmp_path / d).mkdir()
-    base = _comparison(tmp_path / "latest", {"demo_only": 0.4, "awfm": 0.5}, learner={"ema_decay": 0.0})
-    _comparison(  # given below as its folder
+    base = comparison(tmp_path / "latest", {"demo_only": 0.4, "awfm": 0.5}, learner={"ema_decay": 0.0})
+    comparison(  # given below as its folder
         tmp_path / "averaged", {"awfm": 0.7, "steer": 0.5, "demo_only": 0.4}, learner={"ema_decay": 0.995}
     )
     assert main(["compare-pair", f"out={tmp_path / 'p'}", base, str(tmp_path / "averaged")]) == 0
@@ -46,7 +46,7 @@ def test_round_one_and_all_rounds_pair_per_round(tmp_path, capsys):
     docs = []
     for d, rates in (("a", (0.5, 0.5)), ("b", (0.7, 0.5))):
         (tmp_path / d).mkdir()
-        path = _comparison(tmp_path / d, {"awfm": 0.0}, **cfg)
+        path = comparison(tmp_path / d, {"awfm": 0.0}, **cfg)
         doc = json.loads((tmp_path / d / "compare.json").read_text())
         doc["runs"] = [_two_round_run("awfm", 0, rates)]
         (tmp_path / d / "compare.json").write_text(json.dumps(doc))
@@ -62,9 +62,9 @@ def test_round_one_and_all_rounds_pair_per_round(tmp_path, capsys):
 def test_comparisons_that_would_not_pair_are_refused_naming_the_setting(tmp_path, capsys):
     for d in ("a", "b", "c"):
         (tmp_path / d).mkdir()
-    a = _comparison(tmp_path / "a", {"awfm": 0.5})
-    b = _comparison(tmp_path / "b", {"awfm": 0.5}, eval_seed=600_000)
-    c = _comparison(tmp_path / "c", {"steer": 0.5})
+    a = comparison(tmp_path / "a", {"awfm": 0.5})
+    b = comparison(tmp_path / "b", {"awfm": 0.5}, eval_seed=600_000)
+    c = comparison(tmp_path / "c", {"steer": 0.5})
     assert main(["compare-pair", f"out={tmp_path / 'p'}", a, b]) == 1
     assert "eval_seed=600000" in capsys.readouterr().err
     assert main(["compare-pair", f"out={tmp_path / 'p'}", a, c]) == 1
@@ -78,8 +78,8 @@ def test_comparisons_that_would_not_pair_are_refused_naming_the_setting(tmp_path
 def test_runs_pair_on_the_seeds_both_comparisons_ran(tmp_path):
     for d in ("five", "three"):
         (tmp_path / d).mkdir()
-    a = _comparison(tmp_path / "five", {"awfm": 0.5}, seeds=5)
-    b = _comparison(tmp_path / "three", {"awfm": 0.6}, seeds=3, learner={"ema_decay": 0.995})
+    a = comparison(tmp_path / "five", {"awfm": 0.5}, seeds=5)
+    b = comparison(tmp_path / "three", {"awfm": 0.6}, seeds=3, learner={"ema_decay": 0.995})
     assert main(["compare-pair", f"out={tmp_path / 'p'}", a, b]) == 0
     row = json.loads((tmp_path / "p" / "pair.json").read_text())["rows"][0]
     assert row["seeds"] == 3 and row["method"] == "awfm"

@@ -72,3 +72,42 @@ def test_resampling_stays_within_strata_and_unpaired_inputs_are_refused():
     assert d["success"].lo == d["success"].hi == 0.5
     with pytest.raises(ValueError, match="same episodes"):
         paired_bootstrap(_o([True] * 5), _o([True] * 6))
+
+
+def _seeded(effects: list[float], n: int = 400, base: float = 0.4) -> tuple[EpisodeOutcomes, EpisodeOutcomes]:
+    """Control at ``base`` and a method at ``base + effect`` per training seed, ``n`` paired episodes each
+    (successes spread evenly, so the episodes add no noise of their own)."""
+
+    def spread(p: float) -> np.ndarray:
+        return (np.arange(n) * p) % 1.0 > 1.0 - p - 1e-9
+
+    seeds = np.repeat(np.arange(len(effects)), n)
+    method = np.concatenate([spread(base + e) for e in effects])
+    control = np.concatenate([spread(base)] * len(effects))
+    dur = np.ones(len(seeds))
+    return EpisodeOutcomes(method, dur, seeds, seeds), EpisodeOutcomes(control, dur, seeds, seeds)
+
+
+def test_a_margin_one_seed_carries_is_significant_with_seeds_fixed_and_not_once_seeds_are_resampled():
+    a, b = _seeded([0.4, 0.0, 0.0, 0.0, 0.0])
+    fixed = paired_bootstrap(a, b, n_boot=500)["success"]
+    resampled = paired_bootstrap(a, b, n_boot=500, interval="hierarchical")["success"]
+    assert fixed.diff == resampled.diff == pytest.approx(0.08)
+    assert fixed.significant and not resampled.significant
+    assert (fixed.interval, resampled.interval, resampled.seeds, resampled.n) == (
+        "stratified",
+        "hierarchical",
+        5,
+        2000,
+    )
+
+
+def test_a_margin_every_seed_shows_stays_significant_when_seeds_are_resampled():
+    a, b = _seeded([0.1, 0.12, 0.08, 0.1, 0.1])
+    assert paired_bootstrap(a, b, n_boot=500, interval="hierarchical")["success"].significant
+
+
+def test_an_unknown_interval_is_refused_naming_the_choices():
+    a, b = _seeded([0.1])
+    with pytest.raises(ValueError, match=r"interval='bayes' is not one of \['hierarchical', 'stratified'\]"):
+        paired_bootstrap(a, b, interval="bayes")

@@ -10,7 +10,7 @@ from actors.control_loop import ControlLoop, EStopLatched
 from actors.weights import LatestWeights
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.sim import make_robot
-from tests.actor_fakes import FailingPolicy, NaNPolicy, ScriptedOperator, ScriptedPolicy, SpyRobot
+from tests.support.actor_fakes import FailingPolicy, NaNPolicy, ScriptedOperator, ScriptedPolicy, SpyRobot
 
 SIM_SAFETY = SafetyConfig(hold="zero", hold_keep_dims=(2,))
 

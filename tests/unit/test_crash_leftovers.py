@@ -11,7 +11,7 @@ from rlpost.data import EpisodeStore
 from rlpost.metrics import LoggerConfig, MetricsLogger, read_metrics
 from rlpost.policy import VLA, load_checkpoint, save_checkpoint
 from rlpost.policy.checkpoint import recover_checkpoint
-from tests.component.test_store_crash import meta, step
+from tests.support.store_records import meta, step
 
 
 def test_a_checkpoint_killed_between_its_two_renames_is_restored(tmp_path, small_policy_cfg):

@@ -13,7 +13,7 @@ from rlpost.data.episode_store import EpisodeStore
 from rlpost.evaluation import vla_chunk_fn
 from rlpost.policy import VLA, PolicyConfig, load_checkpoint
 from rlpost.sim import SimConfig
-from tests.integration.conftest import save_tiny_policy
+from tests.support.policies import save_tiny_policy
 
 
 def test_the_noise_scale_multiplies_the_drawn_noise_and_bad_scales_are_refused(small_policy_cfg, obs_batch):

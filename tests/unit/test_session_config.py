@@ -6,14 +6,14 @@ import math
 
 import pytest
 
-from rlpost.cli import _register_role_schemas
+from rlpost.cli_schemas import register_role_schemas
 from rlpost.config import ConfigError, compose
 from rlpost.fleet_status import EpisodeOutcome, FleetTracker
 from rlpost.session import PracticeConfig, RayConfig
 
 
 def test_practice_and_demo_configs_compose_with_overrides():
-    _register_role_schemas()
+    register_role_schemas()
     p = compose("practice", ["robots=3", "ray.address=auto", "ray.robot_resources=true", "budget.updates=9"])
     assert isinstance(p, PracticeConfig) and p.robots == 3 and p.ray.robot_resources and p.budget.updates == 9
     assert p.actor.sim_operator and not p.actor.control.realtime

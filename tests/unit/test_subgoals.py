@@ -11,7 +11,7 @@ from rlpost.data.subgoals import SubgoalSpec, subgoal_targets
 from rlpost.policy.backbone import Prefix
 from rlpost.policy.subgoal import SubgoalHead
 from rlpost.schema import SchemaError
-from tests.unit.test_chunk_dataset_and_eval_math import _episode
+from tests.support.episodes import hand_built_episode as _episode
 
 
 def test_each_step_targets_the_state_at_the_next_grip_change_and_the_last_state_after_the_last():

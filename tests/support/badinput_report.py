@@ -1,6 +1,6 @@
 """Run the bad-input tests and print the table of cases tried and refused per family.
 
-    python -m tests.badinput_report [--json badinput.json]
+    python -m tests.support.badinput_report [--json badinput.json]
 
 The counts come from this run (see tests/badinput.py); a failing test makes the exit
 status non-zero and the table is still printed for what ran.
@@ -19,7 +19,9 @@ from tests import badinput
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tests.badinput_report", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m tests.support.badinput_report", description=__doc__.splitlines()[0]
+    )
     p.add_argument("--json", default="", help="also write the rows here")
     args = p.parse_args(argv)
     files = sorted(str(f) for f in Path(__file__).parent.glob("*/test_badinput_*.py"))

@@ -3,7 +3,7 @@
 Tests marked ``badinput`` call :func:`tally` once per generated case, after asserting
 what happened to it, so the counts come from the run itself. ``pytest -m badinput``
 prints the table at the end (hook imported by tests/conftest.py);
-``python -m tests.badinput_report`` runs those tests and prints it with a JSON copy.
+``python -m tests.support.badinput_report`` runs those tests and prints it with a JSON copy.
 """
 
 from __future__ import annotations
