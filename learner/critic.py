@@ -2,9 +2,8 @@
 
 Why: the reward model's value is trained once, on warm-up episodes (30 in the main job), so it
 values a state by what the warm-up behaviour went on to do from it. A chunk's advantage should
-compare it with what *this* policy goes on to do. The quick experiment in which noise-space
-steering gained +0.165 over continued imitation (EXPERIMENTS.md) refit its value on the policy's
-own returns every round; rlpost's steering, with the reward model's value, stayed level with it.
+compare it with what *this* policy goes on to do, so this critic is refit on the policy's own
+returns whenever new practice episodes arrive.
 
     critic = Critic(prefix_width, state_dim, updates=500)
     stats = critic.fit(samples, cache.prefixes, rng_seed)      # a fresh net, every practice step

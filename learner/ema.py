@@ -6,7 +6,7 @@
 
 Why: at a few hundred updates on a few dozen new episodes per round, the head the
 optimizer last stopped at swings ±0.1–0.2 success from round to round on the route
-task (stop 20's runs), more than any difference between update rules. Averaging the
+task (README, the averaged-vs-latest comparison), more than any difference between update rules. Averaging the
 weights over the last ~1/(1 − decay) updates ships the middle of that wander instead
 of one end of it (Polyak averaging; EMA heads are the norm for diffusion and flow
 policies). The average starts at the weights the learner starts from, so a fresh

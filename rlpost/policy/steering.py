@@ -2,9 +2,10 @@
 
 The action head stays untouched; what changes is where in its noise space each chunk starts,
 so the head's learned action manifold is kept while the choice among its modes (which route,
-how fast, retry or not) is learned from practice. EXPERIMENTS.md: on a task whose failures
-are choices, this was the strongest update rule (+0.165 ± 0.029 success over continued
-imitation), where re-weighting the head's imitation loss gave nothing.
+how fast, retry or not) is learned from practice. An early CPU experiment on a task whose
+failures are choices found it the best rule there; in rlpost's own comparisons (README, "Every
+lever against its control") steering trained by regression onto Euler-inverted noise did not
+beat its controls (level without takeovers on the route task, -0.22 with them).
 
 The net reads the cached prefix (attention-pooled) and the normalised state; its output is
 bounded by ``bound`` (tanh), so the noise stays where the head was trained. The last layer
