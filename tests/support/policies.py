@@ -7,12 +7,12 @@ from pathlib import Path
 import torch
 
 
-def save_tiny_policy(path: Path) -> Path:
-    """An untrained tiny VLA for the 32 px tabletop sim (state 6, action 3), saved at ``path``."""
-    from rlpost.policy import VLA, ExpertConfig, PolicyConfig, TinyBackboneConfig, save_checkpoint
+def tiny_vla():
+    """An untrained tiny VLA for the 32 px tabletop sim (state 6, action 3), seeded."""
+    from rlpost.policy import VLA, ExpertConfig, PolicyConfig, TinyBackboneConfig
 
     torch.manual_seed(0)
-    vla = VLA(
+    return VLA(
         PolicyConfig(
             state_dim=6,
             action_dim=3,
@@ -25,4 +25,10 @@ def save_tiny_policy(path: Path) -> Path:
             expert=ExpertConfig(width=32, depth=1),
         )
     )
-    return save_checkpoint(vla, path)
+
+
+def save_tiny_policy(path: Path) -> Path:
+    """:func:`tiny_vla`, saved at ``path``."""
+    from rlpost.policy import save_checkpoint
+
+    return save_checkpoint(tiny_vla(), path)

@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from actors.config import ControlConfig
 from rlpost.bench.fleet_bench import FleetBenchConfig
@@ -22,7 +21,7 @@ from rlpost.bench.fleet_rows import (
     weights_row,
 )
 from rlpost.cli import main
-from rlpost.policy import VLA, ExpertConfig, PolicyConfig, TinyBackboneConfig
+from tests.support.policies import tiny_vla
 
 
 def _ms(*values: float) -> np.ndarray:
@@ -95,16 +94,7 @@ def test_fleet_row_compares_steps_per_second_with_the_target_and_reports_the_on_
 
 
 def test_a_published_head_is_the_model_minus_its_backbone():
-    torch.manual_seed(0)
-    vla = VLA(
-        PolicyConfig(
-            state_dim=6,
-            action_dim=3,
-            horizon=8,
-            tiny=TinyBackboneConfig(width=32, grid=4, keypoints=4, vision_depth=1, fusion_depth=1),
-            expert=ExpertConfig(width=32, depth=1),
-        )
-    )
+    vla = tiny_vla()
     head, full = head_and_full_bytes(vla)
     backbone = sum(t.numel() * t.element_size() for t in vla.backbone.state_dict().values())
     assert head == sum(a.nbytes for a in vla.head_state().values())
