@@ -27,18 +27,9 @@ import torch
 from torch import Tensor, nn
 
 from rlpost.policy.backbone import Prefix
+from rlpost.policy.chunk_critic import pool_prefix
 
 PrefixFn = Callable[[Sequence[tuple[str, int]]], Prefix]
-
-
-def pool_prefix(prefix: Prefix) -> Tensor:
-    """Masked mean and max of the prefix tokens: float32 [B, 2D]. Fixed (no learned query), so
-    each step is pooled once and the fit is an MLP on small vectors (an attention-pooling net
-    took ~80 s per fit on 240 episodes on 2 CPU cores; this takes a few)."""
-    m = prefix.mask.unsqueeze(-1)
-    mean = (prefix.tokens * m).sum(1) / m.sum(1).clamp(min=1)
-    peak = prefix.tokens.masked_fill(~m, float("-inf")).amax(1)
-    return torch.cat([mean, peak], -1)
 
 
 class ValueNet(nn.Module):

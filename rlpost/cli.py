@@ -69,7 +69,8 @@ def _eval(overrides: list[str]) -> int:
     print(
         format_table(
             [r.row()],
-            title=f"eval {cfg.checkpoint}{' + ' + cfg.head if cfg.head else ''} on {cfg.task} "
+            title=f"eval {cfg.checkpoint}{' + ' + cfg.head if cfg.head else ''}"
+            f"{f' best-of-{cfg.best_of} by {cfg.critic}' if cfg.critic else ''} on {cfg.task} "
             f"(seeds {cfg.seed}..{cfg.seed + cfg.episodes - 1})",
         )
     )
@@ -77,6 +78,19 @@ def _eval(overrides: list[str]) -> int:
         import dataclasses
 
         print(f"wrote {write_json(cfg.out, dataclasses.asdict(r))}")
+    return 0
+
+
+def _train_critic(overrides: list[str]) -> int:
+    from learner.train_critic import train_critic
+    from rlpost.config import compose
+    from rlpost.report import format_table
+
+    register_role_schemas()
+    cfg = compose("train_critic", _policy_alias(overrides, key="checkpoint"))
+    path, fit = train_critic(cfg)
+    rows = [{"diagnostic": k.removeprefix("critic/"), "value": v} for k, v in fit.metrics().items()]
+    print(format_table(rows, title=f"train-critic: {path} (held-out episodes: {fit.heldout_episodes})"))
     return 0
 
 
@@ -336,6 +350,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable[[list[str]], int]]] = {
     ("collect",): ("record scripted demonstrations of a simulated task into an episode store", _collect),
     ("pretrain",): ("imitation-pretrain the whole VLA on a store of demonstrations", _pretrain),
     ("eval",): ("success rate (CI), progress, successes/hour, cycle time of a policy on a task", _eval),
+    ("train-critic",): (
+        "fit a chunk critic (ensemble, TD over chunks) for a policy on episode stores; diagnostics",
+        _train_critic,
+    ),
     ("train-reward",): (
         "train the success + progress reward model on cached backbone features",
         _train_reward,

@@ -12,6 +12,7 @@ def register_role_schemas() -> None:
     from actors.config import RobotServerConfig
     from learner.bench import LearnerBenchConfig
     from learner.offline import LearnConfig
+    from learner.train_critic import TrainCriticConfig
     from reward_models.config import LabelConfig, RewardEvalConfig, RewardTrainConfig
     from rlpost.bench.fleet_bench import FleetBenchConfig
     from rlpost.compare import CompareConfig
@@ -24,6 +25,7 @@ def register_role_schemas() -> None:
     COMMAND_SCHEMAS.update(
         {
             "learn": LearnConfig,
+            "train_critic": TrainCriticConfig,
             "bench_learner": LearnerBenchConfig,
             "bench_actors": ActorsBenchConfig,
             "bench_faults": FaultsConfig,

@@ -51,11 +51,21 @@ class EvalConfig:
     threads: int = 0
     device: str = "cpu"  # torch device for the policy
     progress: bool = True
+    # best-of-N acting: a chunk critic (`rlpost train-critic`'s critic.safetensors) ranks `best_of`
+    # chunks sampled from one prefix and the robot executes the best by mean - critic_risk * std
+    critic: str = ""
+    best_of: int = 1
+    critic_risk: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.episodes < 1 or self.execute < 1 or self.num_envs < 1:
+        if self.episodes < 1 or self.execute < 1 or self.num_envs < 1 or self.best_of < 1:
             raise ValueError(
-                f"eval: episodes={self.episodes}, execute={self.execute}, num_envs={self.num_envs} must be >= 1"
+                f"eval: episodes={self.episodes}, execute={self.execute}, num_envs={self.num_envs}, "
+                f"best_of={self.best_of} must be >= 1"
+            )
+        if self.best_of > 1 and not self.critic:
+            raise ValueError(
+                f"eval: best_of={self.best_of} needs critic=<critic.safetensors> to rank the chunks"
             )
 
 
@@ -135,6 +145,27 @@ def vla_chunk_fn(
     return chunks
 
 
+def best_of_n_chunk_fn(
+    vla: VLA,
+    critic_path: str,
+    n: int,
+    risk: float,
+    generator: torch.Generator | None = None,
+    noise_scale: float | None = None,
+) -> ChunkFn:
+    """Batched chunk function that acts best-of-``n`` with the critic at ``critic_path``."""
+    from rlpost.policy.best_of_n import BestOfN
+    from rlpost.policy.chunk_critic import load_critic
+
+    vla.eval()
+    pick = BestOfN(vla, load_critic(critic_path, device=vla._device()), n, risk)
+
+    def chunks(obs: Sequence[Observation]) -> np.ndarray:
+        return pick.choose(ObsBatch.stack(obs), generator, noise_scale).chunks.cpu().numpy()
+
+    return chunks
+
+
 def evaluate(chunk_fn: ChunkFn, cfg: EvalConfig) -> EvalResult:
     """Run ``cfg.episodes`` episodes of ``cfg.task`` with ``chunk_fn`` and aggregate."""
     sim_cfg = dataclasses.replace(cfg.sim, task=cfg.task)
@@ -201,4 +232,7 @@ def evaluate_checkpoint(cfg: EvalConfig) -> EvalResult:
         apply_head(vla, load_head_file(cfg.head))
     cfg = dataclasses.replace(cfg, sim=with_policy_cameras(cfg.sim, vla.cfg.cameras))
     noise_seed = cfg.seed if cfg.noise_seed < 0 else cfg.noise_seed
-    return evaluate(vla_chunk_fn(vla, torch.Generator().manual_seed(noise_seed)), cfg)
+    generator = torch.Generator().manual_seed(noise_seed)
+    if cfg.critic:
+        return evaluate(best_of_n_chunk_fn(vla, cfg.critic, cfg.best_of, cfg.critic_risk, generator), cfg)
+    return evaluate(vla_chunk_fn(vla, generator), cfg)

@@ -247,17 +247,25 @@ def save_head(vla: VLA, path: str | Path) -> Path:
     return path
 
 
+def read_tensor_file(path: Path, what: str) -> tuple[dict[str, str], dict[str, np.ndarray]]:
+    """(metadata, tensors) of a safetensors file that ships to robots (a head, a critic).
+
+    Raises:
+        CheckpointError: missing, truncated or corrupt, naming ``what`` it should have been.
+    """
+    try:
+        with safe_open(str(path), framework="np") as f:
+            return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
+    except FileNotFoundError as e:
+        raise CheckpointError(f"{path}: no such {what} file") from e
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path}: corrupt or truncated {what} file ({e})") from e
+
+
 def load_head_file(path: str | Path) -> HeadWeights:
     """Read a head file written by :func:`save_head`."""
     path = Path(path)
-    try:
-        with safe_open(str(path), framework="np") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except FileNotFoundError as e:
-        raise CheckpointError(f"{path}: no such head file") from e
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"{path}: corrupt or truncated head file ({e})") from e
+    meta, tensors = read_tensor_file(path, "head")
     if meta.get("format") != FORMAT + "-head":
         raise CheckpointError(f"{path}: not an rlpost head file (format={meta.get('format')!r})")
     want = meta.get("tensors_sha256")  # absent in head files written before it was added

@@ -116,12 +116,46 @@ class VLA(nn.Module):
         positive indicator and ``cfg.act_guidance``; drawn noise is scaled by ``noise_scale``
         (default ``cfg.act_noise_scale``)."""
         prefix = self.encode(batch)
+        if noise is not None:
+            return self._act_sample(prefix, batch.state, noise, generator, noise_scale)
+        return self.candidates(prefix, batch.state, 1, generator, noise_scale)[:, 0]
+
+    @torch.no_grad()
+    def candidates(
+        self,
+        prefix: Prefix,
+        state: np.ndarray | Tensor,
+        n: int,
+        generator: torch.Generator | None = None,
+        noise_scale: float | None = None,
+    ) -> Tensor:
+        """``n`` chunks per observation as the robots act, float32 [B, n, H, A], robot units: the
+        prefix is computed once and shared by all n (its K/V projected once for the batch of B*n).
+        With n = 1 the noise drawn from ``generator`` is the same as :meth:`act_batch`'s."""
+        if n < 1:
+            raise ValueError(f"VLA.candidates: n={n} must be >= 1")
+        b = prefix.batch_size
+        rows = torch.arange(b, device=prefix.tokens.device).repeat_interleave(n)
+        state_rows = _tensor(state)[rows.cpu()] if n > 1 else _tensor(state)
+        chunks = self._act_sample(
+            prefix.index(rows) if n > 1 else prefix, state_rows, None, generator, noise_scale
+        )
+        return chunks.view(b, n, self.cfg.horizon, self.cfg.action_dim)
+
+    def _act_sample(
+        self,
+        prefix: Prefix,
+        state: np.ndarray | Tensor,
+        noise: Tensor | None,
+        generator: torch.Generator | None,
+        noise_scale: float | None,
+    ) -> Tensor:
         cond = (
             guidance_cond(prefix.batch_size, self._device()) if self.expert.cond_embed is not None else None
         )
         return self.sample(
             prefix,
-            batch.state,
+            state,
             noise=noise,
             cond=cond,
             guidance=self.cfg.act_guidance,

@@ -40,4 +40,4 @@ def session_assets(root: Path) -> dict[str, str]:
             logger=LoggerConfig(wandb_mode="disabled"),
         )
     )
-    return {"policy": str(policy), "demos": str(demos), "rm": str(rm.checkpoint)}
+    return {"policy": str(policy), "demos": str(demos), "mixed": str(mixed), "rm": str(rm.checkpoint)}
