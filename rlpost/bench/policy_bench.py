@@ -4,6 +4,10 @@ Three ways to sample one chunk of H actions with N Euler steps, timed in one run
   cached   encode once, project the prefix to cross-attention K/V once (rlpost's way)
   kv_each  encode once, re-project the prefix K/V at every step
   naive    run the whole backbone again at every step (a VLA without a prefix cache)
+
+and best-of-N acting (rlpost/policy/best_of_n.py) at each N in ``best_of``: encode once, sample N
+chunks from the shared prefix, score them with a chunk critic, against the control budget of one
+chunk (``execute`` actions at ``control_hz``: the time a robot has before it needs the next chunk).
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ class PolicyBenchConfig:
     image_size: int = 64  # camera images fed to the policy (h = w)
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     out: str = ""  # write the results as JSON here when set
+    best_of: list[int] = field(default_factory=lambda: [1, 4, 8, 16])  # N of best-of-N acting
+    critic_heads: int = 5  # the chunk critic best-of-N scores with (random weights: latency only)
+    critic_width: int = 256
+    execute: int = 50  # actions a robot executes per chunk: with control_hz, the budget of one chunk
+    control_hz: float = 50.0
 
 
 def _time(fn: Callable[[], object], repeats: int, warmup: int) -> list[float]:
@@ -106,6 +115,7 @@ def run_policy_bench(cfg: PolicyBenchConfig) -> dict[str, object]:
             row = _stats(name, secs)
             row["vs_cached"] = statistics.median(secs) / base
             rows.append(row)
+        rows += best_of_n_rows(vla, batch, cfg)
     params = {
         "backbone": sum(p.numel() for p in vla.backbone.parameters()),
         "action_expert": sum(p.numel() for p in vla.expert.parameters()),
@@ -123,3 +133,39 @@ def run_policy_bench(cfg: PolicyBenchConfig) -> dict[str, object]:
             "torch_threads": torch.get_num_threads(),
         },
     }
+
+
+def best_of_n_rows(vla: VLA, batch: ObsBatch, cfg: PolicyBenchConfig) -> list[dict[str, object]]:
+    """Latency of best-of-N acting at each N (interleaved), its ratio to N = 1, and the budget."""
+    from rlpost.policy.best_of_n import BestOfN
+    from rlpost.policy.chunk_critic import ChunkCritic, ChunkQ, CriticSpec
+
+    spec = CriticSpec(
+        prefix_width=vla.backbone.width,
+        state_dim=vla.cfg.policy_state_dim,
+        action_dim=vla.cfg.action_dim,
+        chunk=min(4, vla.cfg.horizon),
+        heads=cfg.critic_heads,
+        width=cfg.critic_width,
+    )
+    critic = ChunkCritic(spec, ChunkQ(spec).eval())
+    picks = {n: BestOfN(vla, critic, n) for n in cfg.best_of}
+    timings: dict[int, list[float]] = {n: [] for n in cfg.best_of}
+    for pick in picks.values():
+        for _ in range(cfg.warmup):
+            pick.choose(batch)
+    for _ in range(cfg.repeats):
+        for n, pick in picks.items():
+            timings[n] += _time(lambda p=pick: p.choose(batch), 1, 0)
+    budget_ms = 1e3 * cfg.execute / cfg.control_hz
+    base = statistics.median(timings[min(cfg.best_of)])
+    rows = []
+    for n, secs in timings.items():
+        row = _stats(f"best-of-{n} (critic {spec.heads}x{spec.width})", secs)
+        row["vs_best_of_1" if min(cfg.best_of) == 1 else f"vs_best_of_{min(cfg.best_of)}"] = (
+            statistics.median(secs) / base
+        )
+        row["budget_ms"] = budget_ms
+        row["within_budget"] = row["p99_ms"] <= budget_ms
+        rows.append(row)
+    return rows

@@ -56,6 +56,10 @@ def test_bench_policy_prints_the_table_and_writes_json(tmp_path, capsys):
         "chunk: naive",
     }
     assert result["params"]["backbone"] > 0 and result["params"]["action_expert"] > 0
+    best = {r["measure"].split(" ")[0]: r for r in result["rows"] if r["measure"].startswith("best-of-")}
+    assert sorted(best) == ["best-of-1", "best-of-16", "best-of-4", "best-of-8"]
+    assert best["best-of-1"]["vs_best_of_1"] == 1.0 and best["best-of-16"]["budget_ms"] == 1000.0
+    assert "best-of-N acting" in text and "50 actions at 50 Hz" in text
 
 
 def test_bad_config_exits_with_status_2_and_says_why(capsys):
