@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from scipy.stats import norm
 
+from rlpost.data.episode_store import EpisodeStore
 from rlpost.policy import VLA, ObsBatch, load_checkpoint
 from rlpost.policy.checkpoint import apply_head, load_head_file
-from rlpost.rollout import ChunkActor, ChunkFn, EpisodePlan, run_and_close
+from rlpost.rollout import NO_POLICY_VERSION, ChunkActor, ChunkFn, EpisodePlan, EpisodeRecorder, run_and_close
 from rlpost.schema import Observation
 from rlpost.sim import SimConfig, make_robot, with_policy_cameras
 
@@ -56,6 +57,9 @@ class EvalConfig:
     critic: str = ""
     best_of: int = 1
     critic_risk: float = 0.0
+    # an episode store to record every evaluation episode into (data for a critic, or for review);
+    # its episodes are tagged eval=<seed range> and the acting head's version
+    store: str = ""
 
     def __post_init__(self) -> None:
         if self.episodes < 1 or self.execute < 1 or self.num_envs < 1 or self.best_of < 1:
@@ -166,18 +170,30 @@ def best_of_n_chunk_fn(
     return chunks
 
 
-def evaluate(chunk_fn: ChunkFn, cfg: EvalConfig) -> EvalResult:
-    """Run ``cfg.episodes`` episodes of ``cfg.task`` with ``chunk_fn`` and aggregate."""
+def evaluate(chunk_fn: ChunkFn, cfg: EvalConfig, policy_version: int = NO_POLICY_VERSION) -> EvalResult:
+    """Run ``cfg.episodes`` episodes of ``cfg.task`` with ``chunk_fn`` and aggregate (recording
+    them into ``cfg.store`` when set, with ``policy_version`` as the acting head)."""
     sim_cfg = dataclasses.replace(cfg.sim, task=cfg.task)
     robots = [make_robot(cfg.task, sim_cfg) for _ in range(min(cfg.num_envs, cfg.episodes))]
-    episodes = run_and_close(
-        robots,
-        ChunkActor(chunk_fn, cfg.execute),
-        [EpisodePlan(cfg.seed + i) for i in range(cfg.episodes)],
-        total=cfg.episodes,
-        desc=f"eval {cfg.task}" if cfg.progress else "",
-        where="eval",
-    )
+    store = EpisodeStore.open(cfg.store) if cfg.store else None
+    tags = {"eval": f"{cfg.seed}..{cfg.seed + cfg.episodes - 1}"}
+    if cfg.critic:
+        tags |= {"best_of": str(cfg.best_of), "critic_risk": f"{cfg.critic_risk:g}"}
+    try:
+        episodes = run_and_close(
+            robots,
+            ChunkActor(chunk_fn, cfg.execute),
+            [EpisodePlan(cfg.seed + i) for i in range(cfg.episodes)],
+            total=cfg.episodes,
+            desc=f"eval {cfg.task}" if cfg.progress else "",
+            where="eval",
+            recorder=EpisodeRecorder(store, cfg.task, "eval", policy_version=policy_version, extra=tags)
+            if store is not None
+            else None,
+        )
+    finally:
+        if store is not None:
+            store.close()
     summaries = [
         EpisodeSummary(
             seed=e.seed,
@@ -234,5 +250,7 @@ def evaluate_checkpoint(cfg: EvalConfig) -> EvalResult:
     noise_seed = cfg.seed if cfg.noise_seed < 0 else cfg.noise_seed
     generator = torch.Generator().manual_seed(noise_seed)
     if cfg.critic:
-        return evaluate(best_of_n_chunk_fn(vla, cfg.critic, cfg.best_of, cfg.critic_risk, generator), cfg)
-    return evaluate(vla_chunk_fn(vla, generator), cfg)
+        chunk_fn = best_of_n_chunk_fn(vla, cfg.critic, cfg.best_of, cfg.critic_risk, generator)
+    else:
+        chunk_fn = vla_chunk_fn(vla, generator)
+    return evaluate(chunk_fn, cfg, policy_version=vla.head_version)

@@ -10,8 +10,26 @@ from rlpost.policy.chunk_critic import load_critic
 
 
 def test_a_critic_fitted_on_stores_ranks_chunks_for_best_of_n_evaluation(assets, tmp_path, capsys):
+    # the plain policy's own episodes, recorded by eval, join the demos and the scripted practice
+    rollouts = tmp_path / "rollouts"
+    args = [
+        "eval",
+        f"policy={assets['policy']}",
+        "episodes=4",
+        "num_envs=2",
+        "sim.image_size=32",
+        "sim.max_steps=30",
+    ]
+    assert main([*args, f"store={rollouts}"]) == 0
+    from rlpost.data.episode_store import EpisodeStore
+
+    with EpisodeStore.open(rollouts, create=False) as store:
+        recorded = store.episodes()
+    assert len(recorded) == 4 and {m.extra["eval"] for m in recorded} == {"100000..100003"}
+    assert all(m.outcome in ("success", "failure", "timeout") and m.length > 0 for m in recorded)
+
     out = tmp_path / "critic"
-    stores = f"stores=[{assets['demos']},{assets['mixed']}]"
+    stores = f"stores=[{assets['demos']},{assets['mixed']},{rollouts}]"
     common = [
         "critic.updates=60",
         "critic.batch_size=32",
@@ -23,9 +41,9 @@ def test_a_critic_fitted_on_stores_ranks_chunks_for_best_of_n_evaluation(assets,
     printed = capsys.readouterr().out
     assert "auc_matched" in printed and "candidate_spread" in printed
     doc = json.loads((out / "critic_fit.json").read_text())
-    assert doc["sources"]["demo"] == 12 and doc["sources"]["autonomous"] == 8  # every episode of both stores
+    assert doc["sources"]["demo"] == 12 and doc["sources"]["autonomous"] == 12  # every episode of the stores
     fit = doc["fit"]
-    assert fit["windows"] > 0 and fit["heldout_episodes"] == 3
+    assert fit["windows"] > 0 and fit["heldout_episodes"] == 4
     assert all(math.isfinite(fit[k]) for k in ("loss", "heldout_loss", "disagreement", "candidate_spread"))
     critic = load_critic(out / "critic.safetensors")
     assert critic.spec.chunk == 4 and critic.spec.heads == 3
