@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,9 @@ from learner.chunk_critic import ChunkCriticConfig, CriticEpisode, CriticFit, bu
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.feature_cache import FeatureCache
 from rlpost.policy.checkpoint import apply_head, load_checkpoint, load_head_file
-from rlpost.policy.chunk_critic import CriticSpec, save_critic
+from rlpost.policy.chunk_critic import ChunkCritic, CriticSpec, save_critic
+from rlpost.policy.vla import VLA
+from rlpost.schema import EpisodeMeta
 
 log = logging.getLogger(__name__)
 TERMINAL = ("success", "failure", "timeout")
@@ -46,16 +49,16 @@ class TrainCriticConfig:
 
 
 def read_episodes(
-    stores: list[EpisodeStore], task: str
+    stores: list[EpisodeStore], task: str, keep: Callable[[EpisodeMeta], bool] | None = None
 ) -> tuple[list[CriticEpisode], dict[str, EpisodeStore]]:
-    """Every finished episode of ``task`` in the stores, and which store holds each."""
+    """Every finished episode of ``task`` in the stores (that ``keep`` accepts), and which store holds each."""
     episodes, where, skipped = [], {}, 0
     for store in stores:
         for meta in store.episodes():
             if meta.task != task:
                 skipped += 1
                 continue
-            if meta.outcome == "running":
+            if meta.outcome == "running" or (keep is not None and not keep(meta)):
                 continue
             ep = store.read_frames(meta.episode_id, np.arange(meta.length), with_images=False)
             episodes.append(
@@ -70,55 +73,70 @@ def read_episodes(
             )
             where[meta.episode_id] = store
     if skipped:
-        log.info("train-critic: skipped %d episodes of tasks other than %r", skipped, task)
+        log.info("critic: skipped %d episodes of tasks other than %r", skipped, task)
     return episodes, where
 
 
+def critic_spec(vla: VLA, cfg: ChunkCriticConfig) -> CriticSpec:
+    """The spec of a critic for ``vla``'s features, state and actions."""
+    return CriticSpec(
+        prefix_width=vla.backbone.width,
+        state_dim=vla.cfg.policy_state_dim,
+        action_dim=vla.cfg.action_dim,
+        chunk=cfg.chunk,
+        heads=cfg.heads,
+        width=cfg.width,
+        gamma=cfg.gamma,
+        backbone_fingerprint=vla.backbone.fingerprint(),
+        version=vla.head_version,
+    )
+
+
+def fit_on_stores(
+    vla: VLA,
+    stores: list[EpisodeStore],
+    task: str,
+    cfg: ChunkCriticConfig,
+    seed: int,
+    keep: Callable[[EpisodeMeta], bool] | None = None,
+    features_dir: str | Path | None = None,
+    progress: bool = False,
+) -> tuple[ChunkCritic, CriticFit, list[CriticEpisode]]:
+    """Fit a fresh critic for ``vla`` (its frozen backbone's features, its head's candidate
+    chunks) on the finished ``task`` episodes of ``stores`` that ``keep`` accepts."""
+    episodes, where = read_episodes(stores, task, keep)
+    if not episodes:
+        raise ValueError(f"chunk critic: no finished {task!r} episodes to fit on")
+
+    def frames(eid: str) -> tuple[dict[str, np.ndarray], str]:
+        store = where[eid]
+        meta = store.meta(eid)
+        return store.read_frames(eid, np.arange(meta.length)).images, meta.instruction
+
+    vla.eval()
+    cache = FeatureCache(vla.backbone.freeze(), frames, root=features_dir, max_memory_mb=4096)
+    data = build_windows(
+        episodes, vla, cache.prefixes, cfg, torch.Generator().manual_seed(seed), progress=progress
+    )
+    critic, fit = fit_critic(data, critic_spec(vla, cfg), cfg, seed, progress=progress)
+    return critic, fit, episodes
+
+
 def train_critic(cfg: TrainCriticConfig) -> tuple[Path, CriticFit]:
-    """Fit and save the critic; returns (critic file, diagnostics)."""
+    """Fit and save the critic (`rlpost train-critic`); returns (critic file, diagnostics)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     vla = load_checkpoint(cfg.checkpoint)
     if cfg.head:
         apply_head(vla, load_head_file(cfg.head))
-    vla.eval()
-    vla.backbone.freeze()
     stores = [EpisodeStore.open(p, create=False, recover=False) for p in cfg.stores]
     try:
-        episodes, where = read_episodes(stores, cfg.task)
-        if not episodes:
-            raise ValueError(f"train-critic: no finished {cfg.task!r} episodes in {cfg.stores}")
-
-        def frames(eid: str) -> tuple[dict[str, np.ndarray], str]:
-            store = where[eid]
-            meta = store.meta(eid)
-            return store.read_frames(eid, np.arange(meta.length)).images, meta.instruction
-
-        cache = FeatureCache(vla.backbone, frames, root=None, max_memory_mb=4096)
-        data = build_windows(
-            episodes,
-            vla,
-            cache.prefixes,
-            cfg.critic,
-            torch.Generator().manual_seed(cfg.seed),
-            progress=cfg.progress,
+        critic, fit, episodes = fit_on_stores(
+            vla, stores, cfg.task, cfg.critic, cfg.seed, progress=cfg.progress
         )
     finally:
         for s in stores:
             s.close()
-    c = cfg.critic
-    spec = CriticSpec(
-        prefix_width=vla.backbone.width,
-        state_dim=vla.cfg.policy_state_dim,
-        action_dim=vla.cfg.action_dim,
-        chunk=c.chunk,
-        heads=c.heads,
-        width=c.width,
-        gamma=c.gamma,
-        backbone_fingerprint=vla.backbone.fingerprint(),
-        version=vla.head_version,
-    )
-    critic, fit = fit_critic(data, spec, c, cfg.seed, progress=cfg.progress)
     out = Path(cfg.out)
     path = save_critic(critic, out / "critic.safetensors")
     doc = {

@@ -23,7 +23,9 @@ from scipy.stats import norm
 
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.policy import VLA, ObsBatch, load_checkpoint
+from rlpost.policy.best_of_n import BestOfN
 from rlpost.policy.checkpoint import apply_head, load_head_file
+from rlpost.policy.chunk_critic import ChunkCritic, load_critic
 from rlpost.rollout import NO_POLICY_VERSION, ChunkActor, ChunkFn, EpisodePlan, EpisodeRecorder, run_and_close
 from rlpost.schema import Observation
 from rlpost.sim import SimConfig, make_robot, with_policy_cameras
@@ -151,18 +153,15 @@ def vla_chunk_fn(
 
 def best_of_n_chunk_fn(
     vla: VLA,
-    critic_path: str,
+    critic: ChunkCritic,
     n: int,
     risk: float,
     generator: torch.Generator | None = None,
     noise_scale: float | None = None,
 ) -> ChunkFn:
-    """Batched chunk function that acts best-of-``n`` with the critic at ``critic_path``."""
-    from rlpost.policy.best_of_n import BestOfN
-    from rlpost.policy.chunk_critic import load_critic
-
+    """Batched chunk function that acts best-of-``n`` with ``critic`` (rlpost.policy.best_of_n)."""
     vla.eval()
-    pick = BestOfN(vla, load_critic(critic_path, device=vla._device()), n, risk)
+    pick = BestOfN(vla, critic, n, risk)
 
     def chunks(obs: Sequence[Observation]) -> np.ndarray:
         return pick.choose(ObsBatch.stack(obs), generator, noise_scale).chunks.cpu().numpy()
@@ -250,7 +249,8 @@ def evaluate_checkpoint(cfg: EvalConfig) -> EvalResult:
     noise_seed = cfg.seed if cfg.noise_seed < 0 else cfg.noise_seed
     generator = torch.Generator().manual_seed(noise_seed)
     if cfg.critic:
-        chunk_fn = best_of_n_chunk_fn(vla, cfg.critic, cfg.best_of, cfg.critic_risk, generator)
+        critic = load_critic(cfg.critic, device=vla._device())
+        chunk_fn = best_of_n_chunk_fn(vla, critic, cfg.best_of, cfg.critic_risk, generator)
     else:
         chunk_fn = vla_chunk_fn(vla, generator)
     return evaluate(chunk_fn, cfg, policy_version=vla.head_version)

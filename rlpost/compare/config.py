@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from learner.chunk_critic import ChunkCriticConfig
 from learner.config import RENAMED, LearnerConfig
 from learner.rules import RULES
 from rlpost.metrics import LoggerConfig
@@ -23,7 +24,18 @@ METHODS: tuple[str, ...] = (
     "steer",  # noise-space steering net, expert untouched (DSRL)
     "steer_distill",  # steer, then distil the steered policy into the expert each round
     "fpo",  # flow policy optimisation: clipped likelihood-ratio policy gradient on the head
+    "best_of_8",  # head untouched; act best-of-8 by a chunk critic refit on all data every round
 )
+# best_of_<N> for any N >= 1 is a method too (METHODS lists the default N)
+BEST_OF_PREFIX = "best_of_"
+
+
+def best_of(method: str) -> int | None:
+    """N of a best-of-N method (``best_of_16`` -> 16); None for every other method."""
+    tail = method.removeprefix(BEST_OF_PREFIX)
+    return int(tail) if method.startswith(BEST_OF_PREFIX) and tail.isdigit() and int(tail) >= 1 else None
+
+
 # learner.mode (and replay overrides) per learning method
 METHOD_MODES: dict[str, str] = {
     "demo_only": "bc_all",
@@ -78,14 +90,25 @@ class CompareConfig:
     operator: SimOperatorConfig = field(default_factory=lambda: SimOperatorConfig(triggers=("stall",)))
     learner: LearnerConfig = field(default_factory=LearnerConfig)  # shared settings; mode set per method
     bootstrap: int = 2000  # resamples for the paired intervals
+    # best-of-N methods: the chunk critic (critic.chunk must equal execute) and the pessimism
+    # they rank candidates with (mean - critic_risk * std of the ensemble)
+    critic: ChunkCriticConfig = field(default_factory=lambda: ChunkCriticConfig(updates=2000))
+    critic_risk: float = 1.0
     threads: int = 0
     progress: bool = True
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
     def __post_init__(self) -> None:
         for m in self.methods:
-            if m not in METHODS:
+            if m not in METHODS and best_of(m) is None:
                 raise unknown_name_error("compare.methods", m, METHODS)
+        if any(best_of(m) for m in self.methods) and self.critic.chunk != self.execute:
+            raise ValueError(
+                f"compare: critic.chunk={self.critic.chunk} must equal execute={self.execute} (the critic "
+                "scores the actions a robot executes from each chunk)"
+            )
+        if self.critic_risk < 0:
+            raise ValueError(f"compare.critic_risk={self.critic_risk} must be >= 0")
         if len(set(self.methods)) != len(self.methods) or not self.methods:
             raise ValueError(f"compare.methods={list(self.methods)} must list each method once")
         for t in self.tasks:

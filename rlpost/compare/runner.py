@@ -25,17 +25,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from learner.chunk_critic import CriticFit
 from learner.config import LearnerConfig
 from learner.learner import Learner
+from learner.train_critic import fit_on_stores
 from reward_models.checkpoint import load_reward_checkpoint
 from reward_models.features import EpisodeFeatures
 from reward_models.labeler import Labeler
-from rlpost.compare.config import METHOD_MODES, CompareConfig
+from rlpost.compare.config import METHOD_MODES, CompareConfig, best_of
 from rlpost.compare.practice import PracticeStats, practice
 from rlpost.data.episode_store import EpisodeStore
-from rlpost.evaluation import EvalConfig, EvalResult, evaluate, vla_chunk_fn
+from rlpost.evaluation import EvalConfig, EvalResult, best_of_n_chunk_fn, evaluate, vla_chunk_fn
 from rlpost.metrics import MetricsLogger
 from rlpost.policy import VLA, load_checkpoint
+from rlpost.policy.chunk_critic import ChunkCritic
 from rlpost.schema import noise_scale_tag
 from rlpost.session import import_episodes
 from rlpost.sim import with_policy_cameras
@@ -57,6 +60,7 @@ class RoundRecord:
     eval_success: list[bool]  # per eval episode, in eval-seed order
     eval_duration_s: list[float]
     eval_seeds: list[int]
+    critic: dict[str, float] = field(default_factory=dict)  # best-of-N: the critic's fit diagnostics
 
 
 @dataclass
@@ -125,8 +129,31 @@ class TaskBench:
             progress=False,
         )
 
-    def evaluate(self, vla: VLA, seed: int) -> EvalResult:
-        return evaluate(vla_chunk_fn(vla, torch.Generator().manual_seed(seed)), self.eval_cfg())
+    def evaluate(self, vla: VLA, seed: int, critic: tuple[ChunkCritic, int] | None = None) -> EvalResult:
+        """``vla`` on the eval seeds; with ``critic`` = (critic, N) it acts best-of-N."""
+        gen = torch.Generator().manual_seed(seed)
+        if critic is None:
+            return evaluate(vla_chunk_fn(vla, gen), self.eval_cfg())
+        return evaluate(
+            best_of_n_chunk_fn(vla, critic[0], critic[1], self.cfg.critic_risk, gen), self.eval_cfg()
+        )
+
+    def fit_critic(self, vla: VLA, sid: str, seed: int) -> tuple[ChunkCritic, CriticFit]:
+        """A fresh chunk critic for ``vla`` on the demos and session ``sid``'s practice so far."""
+        critic, fit, _ = fit_on_stores(
+            vla,
+            [self.store],
+            self.task,
+            self.cfg.critic,
+            seed,
+            keep=lambda m: m.source == "demo" or m.session_id == sid,
+            features_dir=self.dir / "features",
+        )
+        log.info(
+            "compare %s %s: critic on %d episodes, held-out AUC %.2f, candidate spread %.3f",
+            self.task, sid, fit.episodes, fit.auc_matched, fit.candidate_spread,
+        )  # fmt: skip
+        return critic, fit
 
 
 def learner_config(cfg: CompareConfig, method: str, sid: str) -> LearnerConfig:
@@ -160,8 +187,12 @@ def run_one(
     rec = RunRecord(bench.task, takeovers, method, seed, sid)
     run_dir = bench.dir / "runs" / sid
     learner: Learner | None = None
-    if method == "pretrained":
+    n_best = best_of(method)
+    critic: tuple[ChunkCritic, int] | None = None
+    if method == "pretrained" or n_best:
         vla = load_checkpoint(cfg.policy_checkpoint)
+        if n_best:  # the first round acts with a critic of the demonstrations alone
+            critic = (bench.fit_critic(vla, sid, 1009 * seed)[0], n_best)
     else:
         learner = Learner(
             learner_config(cfg, method, sid),
@@ -177,8 +208,11 @@ def run_one(
         noise_seed = 7919 * seed + r  # the same sampling noise stream for every method
         vla.eval()  # the learner leaves its live policy in train mode (dropout, if configured)
         seeds = [cfg.practice_seed + 100_000 * seed + r * n + i for i in range(n)]
+        gen = torch.Generator().manual_seed(noise_seed)
         st: PracticeStats = practice(
-            vla_chunk_fn(vla, torch.Generator().manual_seed(noise_seed), cfg.practice_noise_scale),
+            vla_chunk_fn(vla, gen, cfg.practice_noise_scale)
+            if critic is None
+            else best_of_n_chunk_fn(vla, *critic, cfg.critic_risk, gen, cfg.practice_noise_scale),
             bench.task,
             cfg.sim,
             seeds,
@@ -197,7 +231,11 @@ def run_one(
                 bench.labeler.label(list(st.episode_ids))
             learner.train(cfg.updates_per_round)
             vla.eval()
-        res = baseline[r] if learner is None else bench.evaluate(vla, noise_seed)
+        fit: dict[str, float] = {}
+        if n_best:  # refit on everything so far; it ranks the next round's practice too
+            c, f = bench.fit_critic(vla, sid, 1009 * seed + r + 1)
+            critic, fit = (c, n_best), f.metrics()
+        res = baseline[r] if learner is None and critic is None else bench.evaluate(vla, noise_seed, critic)
         success, duration, eval_seeds = eval_record(res)
         rec.rounds.append(
             RoundRecord(
@@ -211,6 +249,7 @@ def run_one(
                 eval_success=success,
                 eval_duration_s=duration,
                 eval_seeds=eval_seeds,
+                critic=fit,
             )
         )
         metrics.log(

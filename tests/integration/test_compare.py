@@ -7,8 +7,10 @@ import json
 
 import pytest
 
+from learner.chunk_critic import ChunkCriticConfig
 from rlpost.cli import main
 from rlpost.compare import METHODS, CompareConfig, compare
+from rlpost.compare.config import METHOD_MODES
 from rlpost.compare.runner import RoundRecord, RunRecord, TaskBench, check_budgets, run_compare
 from rlpost.data import EpisodeStore
 from rlpost.metrics import LoggerConfig
@@ -36,6 +38,7 @@ def tiny_cfg(assets, out, **kw) -> CompareConfig:
         threads=1,
         progress=False,
         logger=LoggerConfig(wandb_mode="disabled"),
+        critic=ChunkCriticConfig(updates=20, batch_size=16, width=32, heads=3, candidates=2),
     )
     base.update(kw)
     cfg = CompareConfig(**base)
@@ -60,10 +63,19 @@ def test_every_method_gets_the_same_practice_budget_and_the_outputs_are_written(
         rd["takeovers"] == rd["human_steps"] == 0 for r in runs if not r["takeovers"] for rd in r["rounds"]
     )
     with EpisodeStore.open(tmp_path / "cmp" / "tabletop" / "store", create=False) as store:
-        learner_runs = [r for r in runs if r["method"] != "pretrained"]
+        learner_runs = [r for r in runs if r["method"] in METHOD_MODES]
         assert all(r["rounds"][-1]["updates"] == cfg.rounds * cfg.updates_per_round for r in learner_runs)
         demo_sessions = {m.session_id for m in store.episodes() if m.source == "demo"}
         assert demo_sessions and not demo_sessions & set(budgets)
+    # best-of-N acts with a critic refit every round on the demos and its own practice; the head stays
+    best = [r for r in runs if r["method"] == "best_of_8"]
+    assert len(best) == 4 and all(rd["updates"] == 0 for r in best for rd in r["rounds"])
+    assert all(
+        rd["critic"]["critic/windows"] > 0 and "critic/auc_matched" in rd["critic"]
+        for r in best
+        for rd in r["rounds"]
+    )
+    assert all(not rd["critic"] for r in runs if r["method"] != "best_of_8" for rd in r["rounds"])
     for name in ("compare.json", "curves.png", "tables.txt"):
         assert (tmp_path / "cmp" / name).stat().st_size > 0
     doc = json.loads((tmp_path / "cmp" / "compare.json").read_text())

@@ -258,3 +258,21 @@ def test_build_windows_reads_features_once_per_window_and_samples_the_heads_cand
     assert data.next_row[0] == 4 and data.next_row[4] == -1  # t=4 ends within one chunk (4 + 4 > 7)
     with pytest.raises(ValueError, match="longer than the policy's chunk"):
         build_windows(eps, vla, prefixes, ChunkCriticConfig(chunk=9), torch.Generator(), progress=False)
+
+
+def test_compare_takes_best_of_any_n_and_refuses_a_critic_that_scores_other_than_the_executed_actions():
+    from rlpost.compare import CompareConfig
+    from rlpost.compare.config import best_of
+
+    assert [best_of(m) for m in ("best_of_8", "best_of_16", "best_of_x", "awfm", "best_of_0")] == [
+        8,
+        16,
+        None,
+        None,
+        None,
+    ]
+    assert CompareConfig(methods=["pretrained", "best_of_16"]).methods == ["pretrained", "best_of_16"]
+    with pytest.raises(ValueError, match="best_of_x"):
+        CompareConfig(methods=["best_of_x"])
+    with pytest.raises(ValueError, match=r"critic\.chunk=4 must equal execute=8"):
+        CompareConfig(methods=["best_of_4"], execute=8)
