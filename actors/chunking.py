@@ -31,6 +31,7 @@ class Chunk:
     version: int  # policy head version that produced it
     origin_step: int  # the control step whose observation it was computed from
     chunk_id: int  # per-episode counter
+    noise: np.ndarray | None = None  # float32 [H, A], the flow's initial noise (when the policy said)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class PlannedAction:
     version: int
     index: int  # index into the chunk (for a blended action: the new chunk's)
     blended: bool = False
+    chunk: Chunk | None = None  # the chunk it came from (the new one, for a blended action)
 
 
 class ChunkExecutor:
@@ -112,6 +114,6 @@ class ChunkExecutor:
             w = (j + 1) / (self.blend + 1)  # linear ramp from the old plan to the new one
             old = prev.actions[step - prev.origin_step]
             return PlannedAction(
-                (w * action + (1 - w) * old).astype(np.float32), c.chunk_id, c.version, i, True
+                (w * action + (1 - w) * old).astype(np.float32), c.chunk_id, c.version, i, True, c
             )
-        return PlannedAction(np.asarray(action, np.float32), c.chunk_id, c.version, i)
+        return PlannedAction(np.asarray(action, np.float32), c.chunk_id, c.version, i, chunk=c)

@@ -43,7 +43,7 @@ from rlpost.data.store_error import StoreError
 from rlpost.interfaces import EpisodeSink, OperatorInput, Policy, Robot, WeightSource, observation_from_dict
 from rlpost.rollout.outcome import MARK_KINDS, env_outcome, with_mark
 from rlpost.rollout.recorder import step_record
-from rlpost.schema import EpisodeMeta, Observation, OperatorCommand, Source, StepRecord
+from rlpost.schema import EpisodeMeta, Observation, OperatorCommand, SampledChunk, Source, StepRecord
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class _Episode:
     paused: bool = False
     resumed: bool = False
     end: tuple[str, str, str] | None = None  # (outcome, marked_by, reason)
+    recorded_chunk: int = -1  # chunk_id of the last chunk whose first executed step was recorded
 
 
 class ControlLoop:
@@ -308,7 +309,9 @@ class ControlLoop:
             return
         self._chunk_id += 1
         ep.report.chunks += 1
-        self.executor.offer(Chunk(result.chunk, result.version, result.origin_step, self._chunk_id))
+        self.executor.offer(
+            Chunk(result.chunk, result.version, result.origin_step, self._chunk_id, result.noise)
+        )
 
     def _record_step(
         self, ep: _Episode, o: Observation, t: int, t_ns: int, planned: PlannedAction | None
@@ -331,6 +334,12 @@ class ControlLoop:
                     ev.detail,
                     "operator" if ep.human else "policy",
                 )
+        chunk = None if planned is None or ep.human else planned.chunk
+        sampled = None
+        if chunk is not None and chunk.chunk_id != ep.recorded_chunk:  # a chunk is stored with its first step
+            ep.recorded_chunk = chunk.chunk_id
+            if chunk.noise is not None:
+                sampled = SampledChunk(chunk.origin_step, chunk.noise, chunk.actions)
         return step_record(
             o,
             action,
@@ -339,6 +348,8 @@ class ControlLoop:
             policy_version=self.worker.version if planned is None else planned.version,
             t_ns=t_ns,
             frame_index=t,
+            chunk_start=-1 if chunk is None else chunk.origin_step,
+            sampled=sampled,
         )
 
     # -- operators --------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ class InferenceResult:
     version: int  # head version that computed it
     latency_s: float
     error: str = ""  # "<ExceptionType>: message" when the policy failed
+    noise: np.ndarray | None = None  # float32 [H, A], the flow's initial noise, from policies that say
 
 
 class InferenceWorker:
@@ -126,10 +127,21 @@ class InferenceWorker:
             self._maybe_update_weights()
             t0 = time.perf_counter()
             try:
-                chunk = np.asarray(self.policy.act(obs), dtype=np.float32)
-                if chunk.ndim != 2:
-                    raise ValueError(f"policy returned shape {chunk.shape}, expected a chunk [H, A]")
-                result = InferenceResult(rid, step, chunk, self.version, time.perf_counter() - t0)
+                noise = None
+                if hasattr(self.policy, "act_with_noise"):  # a sampling policy says what it sampled from
+                    raw, raw_noise = self.policy.act_with_noise(obs)
+                    noise = np.asarray(raw_noise, dtype=np.float32)
+                else:
+                    raw = self.policy.act(obs)
+                chunk = np.asarray(raw, dtype=np.float32)
+                if chunk.ndim != 2 or (noise is not None and noise.shape != chunk.shape):
+                    raise ValueError(
+                        f"policy returned shape {chunk.shape} (noise {None if noise is None else noise.shape}), "
+                        "expected a chunk [H, A]"
+                    )
+                result = InferenceResult(
+                    rid, step, chunk, self.version, time.perf_counter() - t0, noise=noise
+                )
             except Exception as e:  # reported to the loop, which holds and records the error
                 self.policy_errors += 1
                 log.exception(

@@ -26,7 +26,15 @@ from rlpost.policy import VLA, ObsBatch, load_checkpoint
 from rlpost.policy.best_of_n import BestOfN
 from rlpost.policy.checkpoint import apply_head, load_head_file
 from rlpost.policy.chunk_critic import ChunkCritic, load_critic
-from rlpost.rollout import NO_POLICY_VERSION, ChunkActor, ChunkFn, EpisodePlan, EpisodeRecorder, run_and_close
+from rlpost.rollout import (
+    NO_POLICY_VERSION,
+    ChunkActor,
+    ChunkFn,
+    EpisodePlan,
+    EpisodeRecorder,
+    SampledBatch,
+    run_and_close,
+)
 from rlpost.schema import Observation
 from rlpost.sim import SimConfig, make_robot, with_policy_cameras
 
@@ -145,8 +153,9 @@ def vla_chunk_fn(
     policy's ``act_noise_scale`` (exploration while practising)."""
     vla.eval()
 
-    def chunks(obs: Sequence[Observation]) -> np.ndarray:
-        return vla.act_batch(ObsBatch.stack(obs), generator=generator, noise_scale=noise_scale).cpu().numpy()
+    def chunks(obs: Sequence[Observation]) -> SampledBatch:
+        a, z = vla.act_sampled(ObsBatch.stack(obs), generator=generator, noise_scale=noise_scale)
+        return SampledBatch(a.cpu().numpy(), z.cpu().numpy())
 
     return chunks
 
@@ -163,8 +172,9 @@ def best_of_n_chunk_fn(
     vla.eval()
     pick = BestOfN(vla, critic, n, risk)
 
-    def chunks(obs: Sequence[Observation]) -> np.ndarray:
-        return pick.choose(ObsBatch.stack(obs), generator, noise_scale).chunks.cpu().numpy()
+    def chunks(obs: Sequence[Observation]) -> SampledBatch:
+        c = pick.choose(ObsBatch.stack(obs), generator, noise_scale)
+        return SampledBatch(c.chunks.cpu().numpy(), c.noise.cpu().numpy())
 
     return chunks
 

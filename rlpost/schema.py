@@ -18,7 +18,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: steps carry the chunk they came from (chunk_start, sampled)
 
 Outcome = Literal["success", "failure", "timeout", "aborted", "running"]
 Source = Literal["demo", "autonomous", "teleop", "imported"]
@@ -138,6 +138,29 @@ class Observation:
 
 
 @dataclass(frozen=True)
+class SampledChunk:
+    """A chunk as the policy sampled it; it rides on the first step that executes from it.
+
+    With the recorded noise the head reproduces the chunk exactly (``VLA.sample(noise=...)``), so
+    learners never have to invert the flow to find the noise behind the policy's own actions.
+    """
+
+    start: int  # frame index of the observation it was sampled from (its action 0 is that step's)
+    noise: np.ndarray  # float32 [H, A], the flow's initial noise, in the policy's normalised action units
+    actions: np.ndarray  # float32 [H, A], robot units, as sampled (before the safety filter)
+
+    def validate(self, where: str, action_dim: int | None = None) -> SampledChunk:
+        a = (None, action_dim)
+        check_array(self.actions, name="sampled chunk", where=where, dtype=np.float32, shape=a, finite=True)
+        check_array(self.noise, name="sampled noise", where=where, dtype=np.float32, shape=a, finite=True)
+        if self.noise.shape != self.actions.shape:
+            raise SchemaError(
+                f"{where}: sampled noise has shape {self.noise.shape}, its chunk {self.actions.shape}"
+            )
+        return self
+
+
+@dataclass(frozen=True)
 class StepRecord:
     """One control step as the robot actor saw it; a step recorded is a step stored."""
 
@@ -150,6 +173,10 @@ class StepRecord:
     t_ns: int  # monotonic clock at observation time, ns
     frame_index: int  # 0-based position in the episode
     reward: float = float("nan")  # env reward if the robot reports one (sim); NaN otherwise
+    # frame index of the observation the executed policy chunk was sampled from; -1 when no
+    # policy chunk acted (a person held control, a demo, a scripted behaviour)
+    chunk_start: int = -1
+    sampled: SampledChunk | None = None  # on the first step executing a newly sampled chunk
 
     def validate(self, where: str, spec: RobotSpec | None = None) -> StepRecord:
         Observation(self.images, self.state, "").validate(where, spec)
@@ -159,6 +186,16 @@ class StepRecord:
         check_array(self.policy_action, name="policy_action", where=where, dtype=np.float32, shape=(a,))
         if self.frame_index < 0:
             raise SchemaError(f"{where}: frame_index={self.frame_index} must be >= 0")
+        if not -1 <= self.chunk_start <= self.frame_index:
+            raise SchemaError(
+                f"{where}: chunk_start={self.chunk_start} must be -1 or a frame at or before frame_index={self.frame_index}"
+            )
+        if self.sampled is not None:
+            self.sampled.validate(where, a)
+            if self.sampled.start != self.chunk_start:
+                raise SchemaError(
+                    f"{where}: the sampled chunk starts at frame {self.sampled.start}, the step says chunk_start={self.chunk_start}"
+                )
         return self
 
 

@@ -8,7 +8,13 @@ Layout of ``episodes/<index:08d>_<episode_id>/``::
     state.npy            float32 [T, S]       action.npy, policy_action.npy  float32 [T, A]
     intervention.npy     bool [T]             policy_version.npy, t_ns.npy, frame_index.npy  int64 [T]
     reward.npy           float32 [T] (env reward; NaN where the robot reports none)
+    chunk_start.npy      int64 [T] (frame the executed policy chunk was sampled from; -1 none)
+    chunks/start.npy     int64 [K]            chunks/noise.npy, chunks/actions.npy  float32 [K, H, A]
+                         (every chunk the policy sampled and executed, as sampled: see SampledChunk)
     images/<cam>.*       see image_codec
+
+Episodes written before schema 2 have no chunk files: they open with ``chunk_start`` all -1, no
+chunks, and ``absent`` naming the fields, so a learner that needs them can say so.
 
 ``.npy`` because it memory-maps (random frames for training cost a page-cache slice)
 and loads without pickle (``allow_pickle=False``). Checksums in ``meta.json`` are
@@ -44,7 +50,11 @@ COLUMNS: dict[str, tuple[np.dtype, str]] = {
     "t_ns": (np.dtype(np.int64), ""),
     "frame_index": (np.dtype(np.int64), ""),
     "reward": (np.dtype(np.float32), ""),
+    "chunk_start": (np.dtype(np.int64), ""),
 }
+# columns added after schema 1, with the value an older episode reads as
+LATER_COLUMNS: dict[str, int] = {"chunk_start": -1}
+CHUNK_FILES = ("chunks/start.npy", "chunks/noise.npy", "chunks/actions.npy")
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,21 @@ class Frames:
     t_ns: np.ndarray  # int64 [N], monotonic ns
     frame_index: np.ndarray  # int64 [N]
     reward: np.ndarray  # float32 [N], env reward or NaN
+    chunk_start: np.ndarray  # int64 [N], frame of the executed policy chunk's observation, -1 none
+
+
+@dataclass(frozen=True)
+class SampledChunks:
+    """Every chunk the policy sampled in an episode, in the order they were first executed."""
+
+    start: np.ndarray  # int64 [K], frame of the observation each was sampled from
+    noise: np.ndarray  # float32 [K, H, A], the flow's initial noise (normalised units)
+    actions: np.ndarray  # float32 [K, H, A], robot units, as sampled
+
+    @staticmethod
+    def empty(action_dim: int) -> SampledChunks:
+        z = np.zeros((0, 0, action_dim), np.float32)
+        return SampledChunks(np.zeros(0, np.int64), z, z.copy())
 
 
 @dataclass(frozen=True)
@@ -77,6 +102,9 @@ class Episode:
     t_ns: np.ndarray  # int64 [T]
     frame_index: np.ndarray  # int64 [T]
     reward: np.ndarray  # float32 [T]
+    chunk_start: np.ndarray  # int64 [T]
+    chunks: SampledChunks
+    absent: tuple[str, ...] = ()  # fields this episode was written without (older schema)
 
 
 def concat_frames(parts: list[tuple[list[int], Frames]], where: str) -> Frames:
@@ -120,6 +148,26 @@ def stack_steps(steps: list[StepRecord]) -> tuple[dict[str, np.ndarray], dict[st
     return cols, images
 
 
+def stack_chunks(steps: list[StepRecord], action_dim: int) -> SampledChunks:
+    """The sampled chunks the steps carry, stacked (all of one horizon H).
+
+    Raises:
+        SchemaError: chunks of different horizons in one episode.
+    """
+    sampled = [s.sampled for s in steps if s.sampled is not None]
+    if not sampled:
+        return SampledChunks.empty(action_dim)
+    if len({c.actions.shape for c in sampled}) > 1:
+        raise SchemaError(
+            f"sampled chunks of different shapes in one episode: {sorted({c.actions.shape for c in sampled})}"
+        )
+    return SampledChunks(
+        np.asarray([c.start for c in sampled], np.int64),
+        np.stack([c.noise for c in sampled]).astype(np.float32),
+        np.stack([c.actions for c in sampled]).astype(np.float32),
+    )
+
+
 def write_episode_files(ep_dir: Path, steps: list[StepRecord], codec: ImageCodec) -> dict[str, Any]:
     """Write the data files of an episode into ``ep_dir`` and fsync them.
 
@@ -127,10 +175,15 @@ def write_episode_files(ep_dir: Path, steps: list[StepRecord], codec: ImageCodec
         The manifest for ``meta.json`` (codec, shapes, per-file sha256 and size), without the meta.
     """
     cols, images = stack_steps(steps)
+    chunks = stack_chunks(steps, int(cols["action"].shape[1]))
     rel_paths = []
     for name, arr in cols.items():
         np.save(ep_dir / f"{name}.npy", arr, allow_pickle=False)
         rel_paths.append(f"{name}.npy")
+    (ep_dir / "chunks").mkdir(exist_ok=True)
+    for rel, arr in zip(CHUNK_FILES, (chunks.start, chunks.noise, chunks.actions), strict=True):
+        np.save(ep_dir / rel, arr, allow_pickle=False)
+        rel_paths.append(rel)
     for cam, frames in images.items():
         rel_paths += write_frames(ep_dir, cam, frames, codec)
     files = {}
@@ -139,6 +192,7 @@ def write_episode_files(ep_dir: Path, steps: list[StepRecord], codec: ImageCodec
         with open(path, "rb+") as f:
             os.fsync(f.fileno())
         files[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
+    fsync_dir(ep_dir / "chunks")
     if images:
         fsync_dir(ep_dir / "images")
     return {
@@ -146,6 +200,7 @@ def write_episode_files(ep_dir: Path, steps: list[StepRecord], codec: ImageCodec
         "cameras": {cam: list(f.shape[1:]) for cam, f in images.items()},
         "state_dim": int(cols["state"].shape[1]),
         "action_dim": int(cols["action"].shape[1]),
+        "chunks": {"count": len(chunks.start), "horizon": int(chunks.actions.shape[1])},
         "files": files,
     }
 
@@ -218,10 +273,24 @@ class EpisodeFiles:
                 raise StoreError(f"{path}: sha256 does not match meta.json (corrupt)")
         n = self.meta.length
         dims = {"S": int(doc["state_dim"]), "A": int(doc["action_dim"])}
+        files = doc["files"]
+        # an episode of an older schema lacks the later columns: they read as their defaults
+        self.absent = tuple(c for c in LATER_COLUMNS if f"{c}.npy" not in files)
         self.columns = {
             name: load_npy(ep_dir / f"{name}.npy", dtype, (n, dims[d]) if d else (n,))
+            if name not in self.absent
+            else np.full((n,), LATER_COLUMNS[name], dtype)
             for name, (dtype, d) in COLUMNS.items()
         }
+        if all(rel in files for rel in CHUNK_FILES):
+            k, h = int(doc["chunks"]["count"]), int(doc["chunks"]["horizon"])
+            self.chunks = SampledChunks(
+                load_npy(ep_dir / CHUNK_FILES[0], np.dtype(np.int64), (k,)),
+                load_npy(ep_dir / CHUNK_FILES[1], np.dtype(np.float32), (k, h, dims["A"])),
+                load_npy(ep_dir / CHUNK_FILES[2], np.dtype(np.float32), (k, h, dims["A"])),
+            )
+        else:
+            self.chunks, self.absent = SampledChunks.empty(dims["A"]), (*self.absent, "chunks")
         self.cameras = {
             cam: FrameReader(ep_dir, cam, doc["image_codec"], tuple(shape), n)
             for cam, shape in doc["cameras"].items()

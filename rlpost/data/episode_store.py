@@ -35,7 +35,14 @@ from pathlib import Path
 import numpy as np
 
 from rlpost.data.durable_files import fsync_dir, try_lock, write_file_durably
-from rlpost.data.episode_files import Episode, EpisodeFiles, Frames, concat_frames, read_meta_json
+from rlpost.data.episode_files import (
+    Episode,
+    EpisodeFiles,
+    Frames,
+    SampledChunks,
+    concat_frames,
+    read_meta_json,
+)
 from rlpost.data.episode_publisher import clean_stale_tmp, episode_dir_names, publish
 from rlpost.data.labels import list_label_versions, read_label_file, write_label_file
 from rlpost.data.step_checks import EpisodeShape
@@ -324,7 +331,9 @@ class EpisodeStore:
         """
         files = self._files(episode_id)
         cols, images = files.read()
-        return Episode(meta=files.meta, images=images, **cols)
+        c = files.chunks
+        chunks = SampledChunks(np.array(c.start), np.array(c.noise), np.array(c.actions))
+        return Episode(meta=files.meta, images=images, **cols, chunks=chunks, absent=files.absent)
 
     def read_frames(
         self, episode_id: str, indices: np.ndarray | list[int], with_images: bool = True

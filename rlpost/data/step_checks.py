@@ -17,6 +17,8 @@ class EpisodeShape:
     first: StepRecord | None = None
     n_steps: int = 0
     last_t_ns: int = -(2**63)
+    chunk_shape: tuple[int, ...] | None = None  # [H, A] of the episode's sampled chunks
+    last_chunk_start: int = -1
 
     def check(self, step: StepRecord) -> None:
         """Raise unless ``step`` is a valid next step of this episode.
@@ -33,7 +35,7 @@ class EpisodeShape:
         if not isinstance(step, StepRecord):
             raise SchemaError(f"{where}: expected a StepRecord, got {type(step).__name__}")
         step.validate(where)
-        for name in ("policy_version", "t_ns", "frame_index"):
+        for name in ("policy_version", "t_ns", "frame_index", "chunk_start"):
             v = getattr(step, name)
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
                 raise SchemaError(f"{where}: {name} must be an int, got {type(v).__name__}")
@@ -48,6 +50,16 @@ class EpisodeShape:
             )
         if step.t_ns < self.last_t_ns:
             raise SchemaError(f"{where}: t_ns={step.t_ns} is before the previous step's {self.last_t_ns}")
+        if step.sampled is not None:
+            if step.sampled.start <= self.last_chunk_start:
+                raise SchemaError(
+                    f"{where}: a sampled chunk from frame {step.sampled.start} follows one from frame "
+                    f"{self.last_chunk_start} (each chunk is recorded once, in order)"
+                )
+            if self.chunk_shape is not None and step.sampled.actions.shape != self.chunk_shape:
+                raise SchemaError(
+                    f"{where}: sampled chunk has shape {step.sampled.actions.shape}, the episode's first had {self.chunk_shape}"
+                )
         first = self.first
         if first is None:
             return
@@ -67,5 +79,7 @@ class EpisodeShape:
         """Record that ``step`` was checked and written."""
         if self.first is None:
             self.first = step
+        if step.sampled is not None:
+            self.chunk_shape, self.last_chunk_start = step.sampled.actions.shape, step.sampled.start
         self.n_steps += 1
         self.last_t_ns = int(step.t_ns)

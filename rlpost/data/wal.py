@@ -34,7 +34,7 @@ import numpy as np
 from rlpost.data.durable_files import fsync_dir, try_lock
 from rlpost.data.meta_codec import meta_from_dict, meta_to_dict
 from rlpost.data.store_error import StoreError, write_error
-from rlpost.schema import EpisodeMeta, StepRecord
+from rlpost.schema import EpisodeMeta, SampledChunk, StepRecord
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,28 @@ def encode_step(step: StepRecord) -> bytes:
             "t_ns": int(step.t_ns),
             "frame_index": int(step.frame_index),
             "reward": float(step.reward),
+            "chunk_start": int(step.chunk_start),
+            "sampled": None
+            if step.sampled is None
+            else {
+                "start": int(step.sampled.start),
+                "noise": _encode_array(step.sampled.noise),
+                "actions": _encode_array(step.sampled.actions),
+            },
         },
         use_bin_type=True,
+    )
+
+
+def _decode_sampled(raw: object, where: str) -> SampledChunk | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) != {"start", "noise", "actions"}:
+        raise StoreError(f"{where}: malformed sampled chunk entry")
+    return SampledChunk(
+        int(raw["start"]),
+        _decode_array(raw["noise"], f"{where} sampled noise"),
+        _decode_array(raw["actions"], f"{where} sampled chunk"),
     )
 
 
@@ -103,6 +123,9 @@ def decode_step(payload: dict[str, Any], where: str) -> StepRecord:
             t_ns=int(payload["t_ns"]),
             frame_index=int(payload["frame_index"]),
             reward=float(payload["reward"]),
+            # absent from WALs written before schema 2
+            chunk_start=int(payload.get("chunk_start", -1)),
+            sampled=_decode_sampled(payload.get("sampled"), where),
         )
     except KeyError as e:
         raise StoreError(f"{where}: step record lacks field {e}") from e

@@ -24,6 +24,7 @@ class Choice:
     """What best-of-N chose for B observations."""
 
     chunks: Tensor  # float32 [B, H, A], robot units: the chosen chunk of each observation
+    noise: Tensor  # float32 [B, H, A], the initial noise the chosen chunk was sampled from
     index: Tensor  # int64 [B], which of the N candidates
     scores: Tensor  # float32 [B, N], mean - risk * std of the ensemble for every candidate
     values: Tensor  # float32 [E, B, N], every head's Q of every candidate
@@ -72,7 +73,9 @@ class BestOfN:
     ) -> Choice:
         prefix = self.vla.encode(batch)
         state = _tensor(batch.state)
-        cands = self.vla.candidates(prefix, state, self.n, generator, noise_scale)  # [B, N, H, A]
+        cands, noise = self.vla.sampled_candidates(
+            prefix, state, self.n, generator, noise_scale
+        )  # [B, N, H, A]
         b, n = cands.shape[:2]
         pooled = pool_prefix(prefix).repeat_interleave(n, 0)
         s, c = critic_inputs(
@@ -81,4 +84,5 @@ class BestOfN:
         values = self.critic.values(pooled, s, c).view(-1, b, n)
         scores = self.critic.score(values, self.risk)
         index = scores.argmax(1)
-        return Choice(cands[torch.arange(b), index], index, scores, values)
+        rows = torch.arange(b)
+        return Choice(cands[rows, index], noise[rows, index], index, scores, values)

@@ -105,6 +105,13 @@ class VLA(nn.Module):
         return self.act_batch(ObsBatch.stack([obs]), noise=nz)[0].cpu().numpy()
 
     @torch.no_grad()
+    def act_with_noise(self, obs: Observation) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`act` and the initial noise it sampled from, both float32 [H, A] (the robots'
+        inference worker records the noise with the chunk)."""
+        chunk, noise = self.act_sampled(ObsBatch.stack([obs]))
+        return chunk[0].cpu().numpy(), noise[0].cpu().numpy()
+
+    @torch.no_grad()
     def act_batch(
         self,
         batch: ObsBatch,
@@ -115,10 +122,25 @@ class VLA(nn.Module):
         """Chunks for acting, float32 [B, H, A]: an advantage-conditioned expert acts with the
         positive indicator and ``cfg.act_guidance``; drawn noise is scaled by ``noise_scale``
         (default ``cfg.act_noise_scale``)."""
+        return self.act_sampled(batch, noise, generator, noise_scale)[0]
+
+    @torch.no_grad()
+    def act_sampled(
+        self,
+        batch: ObsBatch,
+        noise: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        noise_scale: float | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`act_batch` and the initial noise behind each chunk: (chunks, noise), both
+        float32 [B, H, A]; ``sample(prefix, state, noise=noise)`` gives the same chunks again."""
         prefix = self.encode(batch)
         if noise is not None:
-            return self._act_sample(prefix, batch.state, noise, generator, noise_scale)
-        return self.candidates(prefix, batch.state, 1, generator, noise_scale)[:, 0]
+            return self._act_sample(
+                prefix, batch.state, noise.to(self._device()), generator, noise_scale
+            ), noise
+        chunks, drawn = self.sampled_candidates(prefix, batch.state, 1, generator, noise_scale)
+        return chunks[:, 0], drawn[:, 0]
 
     @torch.no_grad()
     def candidates(
@@ -132,15 +154,49 @@ class VLA(nn.Module):
         """``n`` chunks per observation as the robots act, float32 [B, n, H, A], robot units: the
         prefix is computed once and shared by all n (its K/V projected once for the batch of B*n).
         With n = 1 the noise drawn from ``generator`` is the same as :meth:`act_batch`'s."""
+        return self.sampled_candidates(prefix, state, n, generator, noise_scale)[0]
+
+    @torch.no_grad()
+    def sampled_candidates(
+        self,
+        prefix: Prefix,
+        state: np.ndarray | Tensor,
+        n: int,
+        generator: torch.Generator | None = None,
+        noise_scale: float | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`candidates` and their initial noise, both float32 [B, n, H, A]."""
         if n < 1:
             raise ValueError(f"VLA.candidates: n={n} must be >= 1")
         b = prefix.batch_size
         rows = torch.arange(b, device=prefix.tokens.device).repeat_interleave(n)
+        prefix_rows = prefix.index(rows) if n > 1 else prefix
         state_rows = _tensor(state)[rows.cpu()] if n > 1 else _tensor(state)
-        chunks = self._act_sample(
-            prefix.index(rows) if n > 1 else prefix, state_rows, None, generator, noise_scale
+        noise = self.initial_noise(prefix_rows, state_rows, generator, noise_scale)
+        chunks = self._act_sample(prefix_rows, state_rows, noise, generator, noise_scale)
+        shape = (b, n, self.cfg.horizon, self.cfg.action_dim)
+        return chunks.view(shape), noise.view(shape)
+
+    @torch.no_grad()
+    def initial_noise(
+        self,
+        prefix: Prefix,
+        state: np.ndarray | Tensor,
+        generator: torch.Generator | None = None,
+        noise_scale: float | None = None,
+    ) -> Tensor:
+        """The flow's initial noise as acting draws it, float32 [B, H, A]: ``noise_scale`` (default
+        ``cfg.act_noise_scale``) times N(0, I), moved by the steering net if the head has one."""
+        scale = self.cfg.act_noise_scale if noise_scale is None else noise_scale
+        check_noise_scale(scale, "VLA.sample: noise_scale")
+        b = prefix.batch_size
+        noise = scale * torch.randn((b, self.cfg.horizon, self.cfg.action_dim), generator=generator).to(
+            self._device()
         )
-        return chunks.view(b, n, self.cfg.horizon, self.cfg.action_dim)
+        if self.steer is not None:
+            s = self.state_norm.normalize(self.select_state(self._check_state(state, "VLA.initial_noise", b)))
+            noise = noise + self.steer(prefix, s)
+        return noise
 
     def _act_sample(
         self,

@@ -7,7 +7,7 @@
 - :mod:`lockstep` -- many robots in lockstep, one batched plan per round
 """
 
-from rlpost.rollout.acting import ChunkActor, ChunkFn, EpisodePlan, StepActor
+from rlpost.rollout.acting import ChunkActor, ChunkFn, EpisodePlan, PlannedChunk, SampledBatch, StepActor
 from rlpost.rollout.lockstep import EpisodeRollout, run_and_close, run_lockstep
 from rlpost.rollout.operator_state import OperatorState
 from rlpost.rollout.outcome import env_outcome, with_mark
@@ -21,6 +21,8 @@ __all__ = [
     "EpisodeRecorder",
     "EpisodeRollout",
     "OperatorState",
+    "PlannedChunk",
+    "SampledBatch",
     "StepActor",
     "env_outcome",
     "run_and_close",

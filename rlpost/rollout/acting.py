@@ -5,6 +5,7 @@ out, all at once (one batched policy call for a VLA), and executes them one per 
 
     tags = actor.reset(slot, episode)                # after robot `slot` reset; tags for its episode
     plans = actor.plan([2, 5], [obs_2, obs_5])        # float32 [k, A] each, k >= 1, run in order
+                                                      # (a chunk actor's come as PlannedChunk)
 """
 
 from __future__ import annotations
@@ -17,8 +18,28 @@ import numpy as np
 
 from rlpost.schema import Observation
 
-ChunkFn = Callable[[Sequence[Observation]], np.ndarray]  # B observations -> float32 [B, H, A]
 StepFn = Callable[[Observation], np.ndarray]  # one observation -> float32 [A]
+
+
+@dataclass(frozen=True)
+class SampledBatch:
+    """What a sampling policy returns for B observations: the chunks and the noise behind them."""
+
+    actions: np.ndarray  # float32 [B, H, A], robot units
+    noise: np.ndarray  # float32 [B, H, A], the flow's initial noise (normalised units)
+
+
+# B observations -> float32 [B, H, A], or a SampledBatch when the policy can say what it sampled
+ChunkFn = Callable[[Sequence[Observation]], "np.ndarray | SampledBatch"]
+
+
+@dataclass(frozen=True)
+class PlannedChunk:
+    """A chunk actor's plan for one robot: the actions to execute and, if known, the chunk as sampled."""
+
+    actions: np.ndarray  # float32 [k, A], executed in order
+    sampled: np.ndarray | None = None  # float32 [H, A], the whole chunk
+    noise: np.ndarray | None = None  # float32 [H, A]
 
 
 @dataclass(frozen=True)
@@ -35,7 +56,9 @@ class Actor(Protocol):
 
     def reset(self, slot: int, episode: EpisodePlan) -> dict[str, str]: ...
 
-    def plan(self, slots: Sequence[int], obs: Sequence[Observation]) -> Sequence[np.ndarray]: ...
+    def plan(
+        self, slots: Sequence[int], obs: Sequence[Observation]
+    ) -> Sequence[np.ndarray | PlannedChunk]: ...
 
 
 @dataclass
@@ -48,8 +71,18 @@ class ChunkActor:
     def reset(self, slot: int, episode: EpisodePlan) -> dict[str, str]:
         return {}  # a VLA keeps no per-episode state
 
-    def plan(self, slots: Sequence[int], obs: Sequence[Observation]) -> Sequence[np.ndarray]:
-        return [np.asarray(c, np.float32)[: self.execute] for c in self.chunk_fn(obs)]
+    def plan(self, slots: Sequence[int], obs: Sequence[Observation]) -> Sequence[PlannedChunk]:
+        out = self.chunk_fn(obs)
+        if isinstance(out, SampledBatch):
+            return [
+                PlannedChunk(
+                    np.asarray(c, np.float32)[: self.execute],
+                    np.asarray(c, np.float32),
+                    np.asarray(z, np.float32),
+                )
+                for c, z in zip(out.actions, out.noise, strict=True)
+            ]
+        return [PlannedChunk(np.asarray(c, np.float32)[: self.execute]) for c in out]
 
 
 @dataclass

@@ -25,11 +25,11 @@ import numpy as np
 from tqdm import tqdm
 
 from rlpost.interfaces import Robot, observation_from_dict
-from rlpost.rollout.acting import Actor, EpisodePlan
+from rlpost.rollout.acting import Actor, EpisodePlan, PlannedChunk
 from rlpost.rollout.operator_state import OperatorState
 from rlpost.rollout.outcome import env_outcome, failure_reason, with_mark
 from rlpost.rollout.recorder import EpisodeRecorder
-from rlpost.schema import EpisodeMeta, Observation, OperatorCommand, SchemaError, check_array
+from rlpost.schema import EpisodeMeta, Observation, OperatorCommand, SampledChunk, SchemaError, check_array
 
 
 class WatchingOperator(Protocol):
@@ -80,6 +80,8 @@ class _Slot:
     meta: EpisodeMeta | None
     extra: dict[str, str]  # the plan's tags and the actor's
     queue: list[np.ndarray] = field(default_factory=list)  # planned actions still to execute
+    chunk_start: int = -1  # frame of the observation the queued chunk was sampled from (-1: not a chunk)
+    sampled: SampledChunk | None = None  # the queued chunk as sampled, until its first step is recorded
     t: int = 0
     total_reward: float = 0.0
     progress: float = 0.0
@@ -193,20 +195,28 @@ class _Lockstep:
         if not need:
             return
         slots = [self.slots[i] for i in need]
-        for i, s, p in zip(need, slots, self.actor.plan(need, [s.o for s in slots]), strict=True):
+        for i, s, planned in zip(need, slots, self.actor.plan(need, [s.o for s in slots]), strict=True):
             at = f"{self.where} robot {i} step {s.t}"
+            chunk = planned if isinstance(planned, PlannedChunk) else None
+            p = chunk.actions if chunk is not None else planned
             check_array(
                 p, name="planned actions", where=at, dtype=np.float32, shape=(None, self.spec.action_dim)
             )
             if len(p) == 0 or not np.all(np.isfinite(p)):
                 raise SchemaError(f"{at}: the actor planned {len(p)} actions, some not finite or none at all")
             s.queue = list(p)
+            s.chunk_start = s.t if chunk is not None else -1
+            s.sampled = None
+            if chunk is not None and chunk.sampled is not None and chunk.noise is not None:
+                s.sampled = SampledChunk(s.t, chunk.noise, chunk.sampled).validate(at, self.spec.action_dim)
 
     def step(self, i: int, s: _Slot) -> None:
+        chunk_start, sampled = -1, None
         if s.ops.human:
             proposed, action = self.nan_action, np.asarray(s.ops.take_human_action(s.t), np.float32)
         else:
             proposed = action = s.queue.pop(0)
+            chunk_start, sampled, s.sampled = s.chunk_start, s.sampled, None
         action = np.clip(action, self.spec.action_low, self.spec.action_high).astype(np.float32)
         obs, reward, terminated, truncated, info = self.robots[i].step(action)
         if self.recorder is not None and s.meta is not None:
@@ -218,6 +228,8 @@ class _Lockstep:
                 intervention=s.ops.human,
                 frame_index=s.t,
                 reward=float(reward),
+                chunk_start=-1 if self.demo else chunk_start,
+                sampled=None if self.demo else sampled,
             )
         s.t += 1
         s.total_reward += float(reward)

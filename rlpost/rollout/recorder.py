@@ -3,7 +3,9 @@
 One place decides what a stored step says about who acted: ``intervention`` when a person's
 action was executed, ``policy_action`` what the policy proposed (NaN when it proposed nothing:
 a person held control, or no learned policy was acting), and ``policy_version`` the head that
-proposed it, :data:`NO_POLICY_VERSION` when none did (demonstrations, scripted behaviours).
+proposed it, :data:`NO_POLICY_VERSION` when none did (demonstrations, scripted behaviours), and
+``chunk_start`` the frame whose observation the executed chunk was sampled from (-1 when no policy
+chunk acted), with the chunk as sampled and its noise on the first step that executes it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rlpost.interfaces import EpisodeSink
-from rlpost.schema import EpisodeMeta, Observation, Source, StepRecord
+from rlpost.schema import EpisodeMeta, Observation, SampledChunk, Source, StepRecord
 
 NO_POLICY_VERSION = -1  # policy_version of a step no learned head proposed
 
@@ -30,6 +32,8 @@ def step_record(
     t_ns: int,
     frame_index: int,
     reward: float = float("nan"),
+    chunk_start: int = -1,
+    sampled: SampledChunk | None = None,
 ) -> StepRecord:
     """The StepRecord of one control step (the one constructor every loop uses)."""
     return StepRecord(
@@ -42,6 +46,8 @@ def step_record(
         t_ns=t_ns,
         frame_index=frame_index,
         reward=reward,
+        chunk_start=chunk_start,
+        sampled=sampled,
     )
 
 
@@ -85,6 +91,8 @@ class EpisodeRecorder:
         intervention: bool,
         frame_index: int,
         reward: float,
+        chunk_start: int = -1,
+        sampled: SampledChunk | None = None,
     ) -> None:
         self.sink.append(
             episode_id,
@@ -97,6 +105,8 @@ class EpisodeRecorder:
                 t_ns=time.monotonic_ns(),
                 frame_index=frame_index,
                 reward=reward,
+                chunk_start=chunk_start,
+                sampled=sampled,
             ),
         )
 

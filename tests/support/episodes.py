@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rlpost.data.episode_files import Episode
+from rlpost.data.episode_files import Episode, SampledChunks
 from rlpost.schema import EpisodeMeta
 
 
@@ -25,4 +25,6 @@ def hand_built_episode(eid: str, t: int, a_dim: int = 2, cams=("top",)) -> Episo
         t_ns=np.arange(t, dtype=np.int64),
         frame_index=np.arange(t, dtype=np.int64),
         reward=np.zeros(t, np.float32),
+        chunk_start=np.full(t, -1, np.int64),
+        chunks=SampledChunks.empty(a_dim),
     )
