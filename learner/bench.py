@@ -78,6 +78,35 @@ def _policy(name: str, cfg: LearnerBenchConfig, tmp: Path) -> VLA:
     return VLA(PolicyConfig(backbone="hf", hf=HFBackboneConfig(model=str(path)), **common))
 
 
+def _critic_update_times(
+    vla: VLA, store: EpisodeStore, cache: FeatureCache, cfg: LearnerBenchConfig
+) -> list[float]:
+    """Seconds of ``cfg.updates`` chunk-critic TD updates on the synthetic store (after one warm-up)."""
+    import copy
+
+    from learner.chunk_critic import ChunkCriticConfig, build_windows, td_update
+    from learner.train_critic import critic_spec, read_episodes
+    from rlpost.policy.chunk_critic import ChunkQ
+
+    ccfg = ChunkCriticConfig(chunk=min(4, cfg.horizon), batch_size=cfg.batch_size)
+    episodes, _ = read_episodes([store], "bench")
+    data = build_windows(
+        episodes, vla, cache.prefixes, ccfg, torch.Generator().manual_seed(0), progress=False
+    )
+    net = ChunkQ(critic_spec(vla, ccfg))
+    target = copy.deepcopy(net).requires_grad_(False)
+    opt = torch.optim.AdamW(net.parameters(), lr=ccfg.lr)
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(cfg.updates + 1):
+        rows = torch.from_numpy(rng.integers(0, len(data), (ccfg.heads, ccfg.batch_size)))
+        t = time.perf_counter()
+        td_update(net, target, opt, data, rows, ccfg)
+        if i:
+            out.append(time.perf_counter() - t)
+    return out
+
+
 def run_learner_bench(cfg: LearnerBenchConfig) -> dict[str, object]:
     """Updates/s of both loops per backbone; returns table rows."""
     if cfg.threads:
@@ -125,6 +154,7 @@ def run_learner_bench(cfg: LearnerBenchConfig) -> dict[str, object]:
                     opt.step()
                     if i:  # the first round warms up
                         times[label].append(time.perf_counter() - t)
+            times["critic"] = _critic_update_times(vla, store, cache, cfg)
             med = {k: statistics.median(v) for k, v in times.items()}
             params = sum(p.numel() for p in vla.backbone.parameters())
             rows.append(
@@ -134,6 +164,10 @@ def run_learner_bench(cfg: LearnerBenchConfig) -> dict[str, object]:
                     "cached_updates_s": 1 / med["cached"],
                     "recompute_updates_s": 1 / med["recompute"],
                     "speedup": med["recompute"] / med["cached"],
+                    # a chunk critic's TD update (5 heads x 256 wide, each on its own batch, a
+                    # max backup over 4 candidates) against a cached head update
+                    "critic_updates_s": 1 / med["critic"],
+                    "critic_vs_head": med["critic"] / med["cached"],
                     "cache_fill_s": fill_s,
                     "frames": cfg.episodes * cfg.steps_per_episode,
                 }

@@ -64,10 +64,13 @@ class ChunkCriticConfig:
     tau: float = 0.005  # target networks: Polyak step per update
     heldout: float = 0.15  # fraction of episodes held out for the diagnostics
     auc_bin_steps: int = 25  # width of the time bins that "matched times" compares within
+    stride: int = 1  # a window every `stride` steps (divides chunk; = chunk: only the chunks as executed)
 
     def __post_init__(self) -> None:
         if self.backup not in BACKUPS:
             raise ValueError(f"critic.backup={self.backup!r} must be one of {list(BACKUPS)}")
+        if self.stride >= 1 and self.chunk % self.stride:
+            raise ValueError(f"critic.stride={self.stride} must divide critic.chunk={self.chunk}")
         for name in (
             "chunk",
             "heads",
@@ -77,6 +80,7 @@ class ChunkCriticConfig:
             "updates",
             "batch_size",
             "auc_bin_steps",
+            "stride",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"critic.{name}={getattr(self, name)} must be >= 1")
@@ -108,28 +112,30 @@ class Windows:
     terminal_value: np.ndarray  # float32 [W], the discounted success when the episode ends first
 
 
-def episode_windows(length: int, k: int, n: int, gamma: float, success: bool, terminal: bool) -> Windows:
-    """The windows of an episode of ``length`` steps (pure; the targets' known-answer tests use it)."""
+def episode_windows(
+    length: int, k: int, n: int, gamma: float, success: bool, terminal: bool, stride: int = 1
+) -> Windows:
+    """The windows of an episode of ``length`` steps, one every ``stride`` steps (``stride`` divides
+    ``k``, so a window's bootstrap window is one too). Pure; the targets' known-answer tests use it."""
+    if k % stride:
+        raise ValueError(f"critic.stride={stride} must divide critic.chunk={k}")
     last = length - k  # the last t with a full window
-    starts, nxt, disc, term = [], [], [], []
-    for t in range(max(last + 1, 0)):
+    final = last - last % stride if last >= 0 else -1  # the last window start
+    rows: list[tuple[int, int, float, float]] = []  # (t, next t, discount, terminal value)
+    for t in range(0, final + 1, stride):
         j = t + n * k
-        if j <= last:
-            starts.append(t), nxt.append(j), disc.append(gamma ** (j - t)), term.append(0.0)
+        if j <= final:
+            rows.append((t, j, gamma ** (j - t), 0.0))
         elif terminal:
-            (
-                starts.append(t),
-                nxt.append(-1),
-                disc.append(0.0),
-                term.append(float(success) * gamma ** (length - 1 - t)),
-            )
-        elif t < last:  # cut short: bootstrap from the last full window
-            starts.append(t), nxt.append(last), disc.append(gamma ** (last - t)), term.append(0.0)
+            rows.append((t, -1, 0.0, float(success) * gamma ** (length - 1 - t)))
+        elif t < final:  # cut short: bootstrap from the last window
+            rows.append((t, final, gamma ** (final - t), 0.0))
+    cols = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
     return Windows(
-        np.asarray(starts, np.int64),
-        np.asarray(nxt, np.int64),
-        np.asarray(disc, np.float32),
-        np.asarray(term, np.float32),
+        np.asarray(cols[0], np.int64),
+        np.asarray(cols[1], np.int64),
+        np.asarray(cols[2], np.float32),
+        np.asarray(cols[3], np.float32),
     )
 
 
@@ -171,7 +177,7 @@ def build_windows(
         raise ValueError(f"critic.chunk={k} is longer than the policy's chunk ({vla.cfg.horizon} actions)")
     keys, rows_state, rows_chunk, nxt, disc, term, ep_of, succ, termi = [], [], [], [], [], [], [], [], []
     for i, ep in enumerate(episodes):
-        w = episode_windows(len(ep.action), k, cfg.nstep, cfg.gamma, ep.success, ep.terminal)
+        w = episode_windows(len(ep.action), k, cfg.nstep, cfg.gamma, ep.success, ep.terminal, cfg.stride)
         base = len(keys)
         where = {int(t): base + r for r, t in enumerate(w.starts)}
         keys += [(ep.episode_id, int(t)) for t in w.starts]
@@ -263,6 +269,31 @@ def td_targets(net: nn.Module, data: WindowData, rows: Tensor, cfg: ChunkCriticC
     return y
 
 
+def td_update(
+    net: ChunkQ,
+    target: ChunkQ,
+    opt: torch.optim.Optimizer,
+    data: WindowData,
+    rows: Tensor,
+    cfg: ChunkCriticConfig,
+) -> float:
+    """One TD step: head e fits its minibatch ``rows[e]`` to targets through ``target``, which then
+    moves a Polyak step ``cfg.tau`` toward ``net``. Returns the loss."""
+    heads = rows.shape[0]
+    y = td_targets(target, data, rows.flatten(), cfg).view(heads, -1)
+    bce = nn.functional.binary_cross_entropy_with_logits
+    logits = [net.head_logits(e, data.pooled[r], data.state[r], data.chunk[r]) for e, r in enumerate(rows)]
+    loss = sum(bce(lg, y[e]) for e, lg in enumerate(logits)) / heads
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    with torch.no_grad():
+        for p, p_t in zip(net.parameters(), target.parameters(), strict=True):
+            p_t.lerp_(p, cfg.tau)
+    return float(loss.detach())
+
+
 def _auc(pos: np.ndarray, neg: np.ndarray) -> tuple[float, int]:
     """(AUC, pairs) of scores of positives against negatives (ties count half)."""
     if not len(pos) or not len(neg):
@@ -309,29 +340,13 @@ def fit_critic(
         net = ChunkQ(spec)
     target = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
-    bce = nn.BCEWithLogitsLoss()
     losses: list[float] = []
     bar = tqdm(
         range(cfg.updates), desc="critic: TD updates", disable=not progress, unit="upd", mininterval=2.0
     )
     for u in bar:
         rows = torch.from_numpy(train_rows[rng.integers(0, len(train_rows), (spec.heads, cfg.batch_size))])
-        y = td_targets(target, data, rows.flatten(), cfg).view(spec.heads, -1)
-        loss = (
-            sum(
-                bce(net.head_logits(e, data.pooled[r], data.state[r], data.chunk[r]), y[e])
-                for e, r in enumerate(rows)
-            )
-            / spec.heads
-        )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        with torch.no_grad():
-            for p, p_t in zip(net.parameters(), target.parameters(), strict=True):
-                p_t.lerp_(p, cfg.tau)
-        losses.append(float(loss.detach()))
+        losses.append(td_update(net, target, opt, data, rows, cfg))
         if u % 200 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-200:]):.4f}")
     critic = ChunkCritic(spec, net.eval())

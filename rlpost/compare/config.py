@@ -92,7 +92,7 @@ class CompareConfig:
     bootstrap: int = 2000  # resamples for the paired intervals
     # best-of-N methods: the chunk critic (critic.chunk must equal execute) and the pessimism
     # they rank candidates with (mean - critic_risk * std of the ensemble)
-    critic: ChunkCriticConfig = field(default_factory=lambda: ChunkCriticConfig(updates=2000))
+    critic: ChunkCriticConfig = field(default_factory=lambda: ChunkCriticConfig(updates=1500, stride=4))
     critic_risk: float = 1.0
     threads: int = 0
     progress: bool = True

@@ -276,3 +276,15 @@ def test_compare_takes_best_of_any_n_and_refuses_a_critic_that_scores_other_than
         CompareConfig(methods=["best_of_x"])
     with pytest.raises(ValueError, match=r"critic\.chunk=4 must equal execute=8"):
         CompareConfig(methods=["best_of_4"], execute=8)
+
+
+def test_windows_every_stride_steps_bootstrap_from_windows_of_the_same_grid():
+    w = episode_windows(11, k=4, n=1, gamma=0.9, success=True, terminal=True, stride=4)
+    assert w.starts.tolist() == [0, 4] and w.next_start.tolist() == [4, -1]  # t=4: 4+4 > last start 4
+    np.testing.assert_allclose(w.terminal_value[1], 0.9**6)  # success at step 10
+    cut = episode_windows(11, k=4, n=1, gamma=0.9, success=False, terminal=False, stride=2)
+    # cut short (aborted): the window at 4 bootstraps from the last one (6), which has no target itself
+    assert cut.starts.tolist() == [0, 2, 4] and cut.next_start.tolist() == [4, 6, 6]
+    np.testing.assert_allclose(cut.discount, [0.9**4, 0.9**4, 0.9**2])
+    with pytest.raises(ValueError, match=r"stride=3 must divide critic\.chunk=4"):
+        ChunkCriticConfig(chunk=4, stride=3)

@@ -86,3 +86,22 @@ def test_a_users_missing_input_is_one_line_naming_it_and_status_2_not_a_tracebac
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"rlpost {command[0]}: ") and named in last
     assert "Traceback" not in err
+
+
+def test_bench_learner_times_a_critic_update_beside_a_head_update(tmp_path, capsys):
+    out = tmp_path / "learner.json"
+    args = [
+        "backbones=[tiny]",
+        "updates=2",
+        "episodes=2",
+        "steps_per_episode=8",
+        "image_size=32",
+        "batch_size=8",
+    ]
+    assert main(["bench", "learner", *args, f"out={out}"]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert (
+        row["critic_updates_s"] > 0
+        and row["critic_vs_head"] > 0
+        and "critic_vs_head" in capsys.readouterr().out
+    )
