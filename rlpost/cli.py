@@ -268,6 +268,23 @@ def _compare_pool(args: list[str]) -> int:
     )
 
 
+def _compare_page(args: list[str]) -> int:
+    from rlpost.compare.page import write_page
+
+    if len(args) != 1 or "=" in args[0]:
+        print(
+            "usage: rlpost compare-page DIR (DIR holds compare.json and study.json; writes DIR/README.md)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        print(f"wrote {write_page(args[0])}")
+    except (FileNotFoundError, ValueError) as e:
+        print(f"rlpost compare-page: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _compare_pair(args: list[str]) -> int:
     from rlpost.compare import pair
 
@@ -386,6 +403,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable[[list[str]], int]]] = {
     ("compare-pool",): (
         "pool replications of one comparison run on other seeds into one table (out=DIR A B ...)",
         _compare_pool,
+    ),
+    ("compare-page",): (
+        "render a study page (DIR/README.md) from the comparison committed there (DIR/compare.json, DIR/study.json)",
+        _compare_page,
     ),
     ("compare-pair",): (
         "a setting's effect on each method: the same method of two comparisons, seed by seed (out=DIR BASE OTHER)",

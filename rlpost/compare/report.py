@@ -19,6 +19,7 @@ from rlpost.compare.config import (
     PRIMARY_CONTROLS,
     RENAMED_OPTIONS,
     CompareConfig,
+    best_of,
 )
 from rlpost.compare.stats import EpisodeOutcomes, PairedDiff, paired_bootstrap
 from rlpost.evaluation import wilson_interval
@@ -158,7 +159,9 @@ PAIRING_KEYS = (
 
 # Settings under which a method learns: a comparison that differs from the first in these
 # joins a merge as variants of its methods (named after the difference), never under the plain name.
-VARIANT_KEYS = ("learner", "reward_model", "practice_noise_scale")
+VARIANT_KEYS = ("learner", "reward_model", "practice_noise_scale", "critic", "critic_risk")
+# settings only the best-of-N methods read
+CRITIC_KEYS = ("critic", "critic_risk")
 
 
 # Options whose default changed after they were added: what a comparison that does not record
@@ -207,6 +210,8 @@ def variant_settings(first: dict[str, Any], other: dict[str, Any]) -> dict[str, 
 
     def matters(k: str) -> bool:
         group = k.rsplit(".", 1)[0]
+        if k.split(".")[0] in CRITIC_KEYS:
+            return any(best_of(m) for m in ran)
         return group not in OPTION_METHODS or bool(ran & set(OPTION_METHODS[group]))
 
     return {

@@ -76,6 +76,17 @@ def test_every_method_gets_the_same_practice_budget_and_the_outputs_are_written(
         for rd in r["rounds"]
     )
     assert all(not rd["critic"] for r in runs if r["method"] != "best_of_8" for rd in r["rounds"])
+    # a study page renders from that compare.json alone, its best-of-N curve and critic rows included
+    study = {"title": "Every method", "question": "Which wins?", "commands": ["rlpost compare ..."]}
+    (tmp_path / "cmp" / "study.json").write_text(json.dumps(study))
+    assert main(["compare-page", str(tmp_path / "cmp")]) == 0
+    page = (tmp_path / "cmp" / "README.md").read_text()
+    assert (
+        page.startswith("# Every method") and "| best_of_8 |" in page and "## The critic, every round" in page
+    )
+    assert (
+        "Best-of-N (best_of_n.png): N=1: " in page and (tmp_path / "cmp" / "best_of_n.png").stat().st_size > 0
+    )
     for name in ("compare.json", "curves.png", "tables.txt"):
         assert (tmp_path / "cmp" / name).stat().st_size > 0
     doc = json.loads((tmp_path / "cmp" / "compare.json").read_text())
