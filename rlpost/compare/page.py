@@ -18,24 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from rlpost.compare.config import best_of
+from rlpost.compare.report import COLUMNS
 
 STUDY_FILE = "study.json"
 PAGE_FILE = "README.md"
 CURVE_FILE = "best_of_n.png"
 # the table columns a page shows (the rest stay in compare.json)
-PAGE_COLUMNS = (
-    "method",
-    "success",
-    "ci95",
-    "succ/h",
-    "vs demo_only",
-    "vs demo_only, seeds fixed",
-    "succ/h vs demo_only",
-    "vs curated",
-    "vs takeovers_only",
-    "vs takeovers_only, seeds fixed",
-    "succ/h vs takeovers_only",
-)
+PAGE_COLUMNS = tuple(c for c in COLUMNS if c not in ("cycle_s", "takeovers/ep", "robot_h"))
 CRITIC_COLUMNS = (
     "auc_matched",
     "candidate_spread",
