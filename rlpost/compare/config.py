@@ -25,15 +25,27 @@ METHODS: tuple[str, ...] = (
     "steer_distill",  # steer, then distil the steered policy into the expert each round
     "fpo",  # flow policy optimisation: clipped likelihood-ratio policy gradient on the head
     "best_of_8",  # head untouched; act best-of-8 by a chunk critic refit on all data every round
+    "best_of_8_distill",  # practise best-of-8, distil its successes into the head (curated); evaluate the head alone
 )
-# best_of_<N> for any N >= 1 is a method too (METHODS lists the default N)
-BEST_OF_PREFIX = "best_of_"
+# best_of_<N> and best_of_<N>_distill for any N >= 1 are methods too (METHODS lists the default N)
+BEST_OF_PREFIX, DISTILL_SUFFIX = "best_of_", "_distill"
+DISTILL_MODE = "curated"  # how a distilling best-of-N method trains its head
 
 
 def best_of(method: str) -> int | None:
-    """N of a best-of-N method (``best_of_16`` -> 16); None for every other method."""
-    tail = method.removeprefix(BEST_OF_PREFIX)
+    """N of a best-of-N method (``best_of_16`` and ``best_of_16_distill`` -> 16); None for the others."""
+    tail = method.removeprefix(BEST_OF_PREFIX).removesuffix(DISTILL_SUFFIX)
     return int(tail) if method.startswith(BEST_OF_PREFIX) and tail.isdigit() and int(tail) >= 1 else None
+
+
+def distills(method: str) -> bool:
+    """A best-of-N method that distils what it practised into the head (and is evaluated head alone)."""
+    return best_of(method) is not None and method.endswith(DISTILL_SUFFIX)
+
+
+def method_mode(method: str) -> str | None:
+    """The learner mode a method trains with; None for methods that train no head."""
+    return DISTILL_MODE if distills(method) else METHOD_MODES.get(method)
 
 
 # learner.mode (and replay overrides) per learning method

@@ -15,11 +15,13 @@ import numpy as np
 
 from rlpost.compare.config import (
     CONTROLS,
+    DISTILL_MODE,
     OPTION_METHODS,
     PRIMARY_CONTROLS,
     RENAMED_OPTIONS,
     CompareConfig,
     best_of,
+    distills,
 )
 from rlpost.compare.stats import EpisodeOutcomes, PairedDiff, paired_bootstrap
 from rlpost.evaluation import wilson_interval
@@ -212,6 +214,8 @@ def variant_settings(first: dict[str, Any], other: dict[str, Any]) -> dict[str, 
         group = k.rsplit(".", 1)[0]
         if k.split(".")[0] in CRITIC_KEYS:
             return any(best_of(m) for m in ran)
+        if group == f"learner.{DISTILL_MODE}" and any(distills(m) for m in ran):
+            return True
         return group not in OPTION_METHODS or bool(ran & set(OPTION_METHODS[group]))
 
     return {

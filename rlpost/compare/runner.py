@@ -32,7 +32,7 @@ from learner.train_critic import fit_on_stores
 from reward_models.checkpoint import load_reward_checkpoint
 from reward_models.features import EpisodeFeatures
 from reward_models.labeler import Labeler
-from rlpost.compare.config import METHOD_MODES, CompareConfig, best_of
+from rlpost.compare.config import CompareConfig, best_of, distills, method_mode
 from rlpost.compare.practice import PracticeStats, practice
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.evaluation import EvalConfig, EvalResult, best_of_n_chunk_fn, evaluate, vla_chunk_fn
@@ -166,7 +166,7 @@ def learner_config(cfg: CompareConfig, method: str, sid: str) -> LearnerConfig:
         replay = dataclasses.replace(replay, demo_fraction=0.0, recent_episodes=cfg.episodes_per_round)
     # publishing is not what is compared: ship once per round (the checkpoint is the record)
     return dataclasses.replace(
-        base, mode=METHOD_MODES[method], replay=replay, publish_every=cfg.updates_per_round
+        base, mode=method_mode(method), replay=replay, publish_every=cfg.updates_per_round
     )
 
 
@@ -187,12 +187,10 @@ def run_one(
     rec = RunRecord(bench.task, takeovers, method, seed, sid)
     run_dir = bench.dir / "runs" / sid
     learner: Learner | None = None
-    n_best = best_of(method)
+    n_best, distill = best_of(method), distills(method)
     critic: tuple[ChunkCritic, int] | None = None
-    if method == "pretrained" or n_best:
+    if method_mode(method) is None:
         vla = load_checkpoint(cfg.policy_checkpoint)
-        if n_best:  # the first round acts with a critic of the demonstrations alone
-            critic = (bench.fit_critic(vla, sid, 1009 * seed)[0], n_best)
     else:
         learner = Learner(
             learner_config(cfg, method, sid),
@@ -203,6 +201,8 @@ def run_one(
             features_dir=bench.dir / "features",
         )
         vla = learner.shipped  # what acts and is evaluated (the averaged head with learner.ema_decay)
+    if n_best:  # the first round acts with a critic of the demonstrations alone
+        critic = (bench.fit_critic(vla, sid, 1009 * seed)[0], n_best)
     n = cfg.episodes_per_round
     for r in range(cfg.rounds):
         noise_seed = 7919 * seed + r  # the same sampling noise stream for every method
@@ -235,7 +235,10 @@ def run_one(
         if n_best:  # refit on everything so far; it ranks the next round's practice too
             c, f = bench.fit_critic(vla, sid, 1009 * seed + r + 1)
             critic, fit = (c, n_best), f.metrics()
-        res = baseline[r] if learner is None and critic is None else bench.evaluate(vla, noise_seed, critic)
+        if learner is None and critic is None:
+            res = baseline[r]
+        else:  # a distilling method's head is evaluated alone: it must carry what best-of-N found
+            res = bench.evaluate(vla, noise_seed, None if distill else critic)
         success, duration, eval_seeds = eval_record(res)
         rec.rounds.append(
             RoundRecord(

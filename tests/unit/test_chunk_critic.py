@@ -264,7 +264,7 @@ def test_compare_takes_best_of_any_n_and_refuses_a_critic_that_scores_other_than
     from rlpost.compare import CompareConfig
     from rlpost.compare.config import best_of
 
-    assert [best_of(m) for m in ("best_of_8", "best_of_16", "best_of_x", "awfm", "best_of_0")] == [
+    assert [best_of(m) for m in ("best_of_8_distill", "best_of_16", "best_of_x", "awfm", "best_of_0")] == [
         8,
         16,
         None,
