@@ -94,6 +94,22 @@ def _train_critic(overrides: list[str]) -> int:
     return 0
 
 
+def _critic_check(overrides: list[str]) -> int:
+    import dataclasses
+
+    from rlpost.compare.critic_check import critic_check
+    from rlpost.config import compose
+    from rlpost.report import format_table, write_json
+
+    register_role_schemas()
+    cfg = compose("critic_check", _policy_alias(overrides, key="checkpoint"))
+    r = critic_check(cfg)
+    print(format_table([dataclasses.asdict(r)], title=f"critic-check {cfg.critic} on {cfg.task}"))
+    if cfg.out:
+        print(f"wrote {write_json(cfg.out, dataclasses.asdict(r))}")
+    return 0
+
+
 def _policy_alias(overrides: list[str], key: str = "policy_checkpoint") -> list[str]:
     # `policy=<dir>` names the VLA checkpoint; "policy" is also a config group, so it is renamed.
     return [f"{key}={o[len('policy=') :]}" if o.startswith("policy=") else o for o in overrides]
@@ -370,6 +386,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, Callable[[list[str]], int]]] = {
     ("train-critic",): (
         "fit a chunk critic (ensemble, TD over chunks) for a policy on episode stores; diagnostics",
         _train_critic,
+    ),
+    ("critic-check",): (
+        "replay simulated states: does a chunk critic rank the head's chunks as their Monte Carlo outcomes do",
+        _critic_check,
     ),
     ("train-reward",): (
         "train the success + progress reward model on cached backbone features",

@@ -16,6 +16,7 @@ def register_role_schemas() -> None:
     from reward_models.config import LabelConfig, RewardEvalConfig, RewardTrainConfig
     from rlpost.bench.fleet_bench import FleetBenchConfig
     from rlpost.compare import CompareConfig
+    from rlpost.compare.critic_check import CriticCheckConfig
     from rlpost.config import COMMAND_SCHEMAS
     from rlpost.console import ConsoleAttachConfig
     from rlpost.demo import DemoConfig
@@ -38,6 +39,7 @@ def register_role_schemas() -> None:
             "demo": DemoConfig,
             "demo_quick": DemoConfig,
             "compare": CompareConfig,
+            "critic_check": CriticCheckConfig,
             "compare_quick": CompareConfig,
             "console": ConsoleAttachConfig,
         }

@@ -28,6 +28,7 @@ class Choice:
     index: Tensor  # int64 [B], which of the N candidates
     scores: Tensor  # float32 [B, N], mean - risk * std of the ensemble for every candidate
     values: Tensor  # float32 [E, B, N], every head's Q of every candidate
+    candidates: Tensor  # float32 [B, N, H, A], every chunk sampled
 
 
 def critic_inputs(vla: VLA, state: Tensor, chunks: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -85,4 +86,4 @@ class BestOfN:
         scores = self.critic.score(values, self.risk)
         index = scores.argmax(1)
         rows = torch.arange(b)
-        return Choice(cands[rows, index], noise[rows, index], index, scores, values)
+        return Choice(cands[rows, index], noise[rows, index], index, scores, values, cands)
