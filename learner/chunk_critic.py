@@ -100,6 +100,7 @@ class CriticEpisode:
     success: bool
     terminal: bool  # ended in the env's sense (success, failure, timeout); False: cut short
     source: str = "autonomous"
+    intervention: np.ndarray | None = None  # bool [T], a person held control (None: never)
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,7 @@ class WindowData:
     success: np.ndarray  # bool [R], the episode's outcome
     terminal: np.ndarray  # bool [R], the episode ended in the env's sense
     episode_ids: list[str] = field(default_factory=list)
+    human: np.ndarray | None = None  # bool [R]: a demonstration's window, or one a person acted in
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -176,6 +178,7 @@ def build_windows(
     if k > vla.cfg.horizon:
         raise ValueError(f"critic.chunk={k} is longer than the policy's chunk ({vla.cfg.horizon} actions)")
     keys, rows_state, rows_chunk, nxt, disc, term, ep_of, succ, termi = [], [], [], [], [], [], [], [], []
+    human: list[bool] = []
     for i, ep in enumerate(episodes):
         w = episode_windows(len(ep.action), k, cfg.nstep, cfg.gamma, ep.success, ep.terminal, cfg.stride)
         base = len(keys)
@@ -190,6 +193,8 @@ def build_windows(
         nxt += [where[int(j)] if j >= 0 else -1 for j in w.next_start]
         disc.append(w.discount), term.append(w.terminal_value)
         ep_of += [i] * len(w.starts)
+        acted = ep.intervention if ep.intervention is not None else np.zeros(len(ep.action), bool)
+        human += [ep.source == "demo" or bool(acted[t : t + k].any()) for t in w.starts]
         succ += [ep.success] * len(w.starts)
         termi += [ep.terminal] * len(w.starts)
     if not keys:
@@ -222,6 +227,7 @@ def build_windows(
         success=np.asarray(succ, bool),
         terminal=np.asarray(termi, bool),
         episode_ids=[ep.episode_id for ep in episodes],
+        human=np.asarray(human, bool),
     )
 
 

@@ -21,7 +21,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from learner.chunk_critic import ChunkCriticConfig, CriticEpisode, CriticFit, build_windows, fit_critic
+from learner.chunk_critic import (
+    ChunkCriticConfig,
+    CriticEpisode,
+    CriticFit,
+    WindowData,
+    build_windows,
+    fit_critic,
+)
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.feature_cache import FeatureCache
 from rlpost.policy.checkpoint import apply_head, load_checkpoint, load_head_file
@@ -69,6 +76,7 @@ def read_episodes(
                     success=meta.outcome == "success",
                     terminal=meta.outcome in TERMINAL,
                     source=meta.source,
+                    intervention=np.asarray(ep.intervention, bool),
                 )
             )
             where[meta.episode_id] = store
@@ -101,9 +109,10 @@ def fit_on_stores(
     keep: Callable[[EpisodeMeta], bool] | None = None,
     features_dir: str | Path | None = None,
     progress: bool = False,
-) -> tuple[ChunkCritic, CriticFit, list[CriticEpisode]]:
+) -> tuple[ChunkCritic, CriticFit, list[CriticEpisode], WindowData]:
     """Fit a fresh critic for ``vla`` (its frozen backbone's features, its head's candidate
-    chunks) on the finished ``task`` episodes of ``stores`` that ``keep`` accepts."""
+    chunks) on the finished ``task`` episodes of ``stores`` that ``keep`` accepts; returns the
+    critic, its diagnostics, the episodes and the windows it was fitted on."""
     episodes, where = read_episodes(stores, task, keep)
     if not episodes:
         raise ValueError(f"chunk critic: no finished {task!r} episodes to fit on")
@@ -119,7 +128,7 @@ def fit_on_stores(
         episodes, vla, cache.prefixes, cfg, torch.Generator().manual_seed(seed), progress=progress
     )
     critic, fit = fit_critic(data, critic_spec(vla, cfg), cfg, seed, progress=progress)
-    return critic, fit, episodes
+    return critic, fit, episodes, data
 
 
 def train_critic(cfg: TrainCriticConfig) -> tuple[Path, CriticFit]:
@@ -131,7 +140,7 @@ def train_critic(cfg: TrainCriticConfig) -> tuple[Path, CriticFit]:
         apply_head(vla, load_head_file(cfg.head))
     stores = [EpisodeStore.open(p, create=False, recover=False) for p in cfg.stores]
     try:
-        critic, fit, episodes = fit_on_stores(
+        critic, fit, episodes, _ = fit_on_stores(
             vla, stores, cfg.task, cfg.critic, cfg.seed, progress=cfg.progress
         )
     finally:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rlpost.compare.config import best_of
+from rlpost.compare.critic_acting import uses_critic
 from rlpost.compare.report import COLUMNS
 
 STUDY_FILE = "study.json"
@@ -25,6 +26,7 @@ PAGE_FILE = "README.md"
 CURVE_FILE = "best_of_n.png"
 # the table columns a page shows (the rest stay in compare.json)
 PAGE_COLUMNS = tuple(c for c in COLUMNS if c not in ("cycle_s", "takeovers/ep", "robot_h"))
+EDIT_COLUMNS = ("q_base", "q_edited", "edit_rms")  # the edit method's actor fits
 CRITIC_COLUMNS = (
     "auc_matched",
     "candidate_spread",
@@ -66,16 +68,18 @@ def read_study(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 def critic_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Per best-of-N method, setting and round: the critic's diagnostics, averaged over seeds."""
     rows = []
-    runs = [r for r in doc["runs"] if best_of(r["method"])]
+    runs = [r for r in doc["runs"] if uses_critic(r["method"])]
     keys = sorted({(r["method"], r["takeovers"], r["task"]) for r in runs}, key=str)
     for method, takeovers, task in keys:
         picked = [r for r in runs if (r["method"], r["takeovers"], r["task"]) == (method, takeovers, task)]
         for i in range(len(picked[0]["rounds"])):
             fits = [r["rounds"][i].get("critic", {}) for r in picked]
             row: dict[str, Any] = {"method": method, "task": task, "takeovers": takeovers, "round": i + 1}
-            for c in CRITIC_COLUMNS:
-                vals = [f[f"critic/{c}"] for f in fits if f"critic/{c}" in f]
-                row[c] = sum(vals) / len(vals) if vals else math.nan
+            for group, cols in (("critic", CRITIC_COLUMNS), ("edit", EDIT_COLUMNS)):
+                for c in cols:
+                    vals = [f[f"{group}/{c}"] for f in fits if f"{group}/{c}" in f]
+                    if vals or group == "critic":
+                        row[c] = sum(vals) / len(vals) if vals else math.nan
             rows.append(row)
     return rows
 
@@ -114,7 +118,9 @@ def render_page(folder: str | Path) -> str:
     critic = critic_rows(doc)
     if critic:
         lines += ["", "## The critic, every round (held-out episodes, mean over seeds)", ""]
-        lines += [markdown_table(critic, ["method", "task", "takeovers", "round", *CRITIC_COLUMNS])]
+        lines += [
+            markdown_table(critic, ["method", "task", "takeovers", "round", *CRITIC_COLUMNS, *EDIT_COLUMNS])
+        ]
     lines += ["", f"_Rendered by `rlpost compare-page` from compare.json and {STUDY_FILE}; do not edit._", ""]
     return "\n".join(lines)
 

@@ -25,20 +25,21 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from learner.chunk_critic import CriticFit
 from learner.config import LearnerConfig
+from learner.edit_actor import fit_edit_actor
 from learner.learner import Learner
 from learner.train_critic import fit_on_stores
 from reward_models.checkpoint import load_reward_checkpoint
 from reward_models.features import EpisodeFeatures
 from reward_models.labeler import Labeler
-from rlpost.compare.config import CompareConfig, best_of, distills, method_mode
+from rlpost.compare.config import CompareConfig, distills, method_mode
+from rlpost.compare.critic_acting import EDIT_METHOD, CriticActing, acting_for, uses_critic
 from rlpost.compare.practice import PracticeStats, practice
 from rlpost.data.episode_store import EpisodeStore
-from rlpost.evaluation import EvalConfig, EvalResult, best_of_n_chunk_fn, evaluate, vla_chunk_fn
+from rlpost.evaluation import EvalConfig, EvalResult, evaluate, vla_chunk_fn
 from rlpost.metrics import MetricsLogger
 from rlpost.policy import VLA, load_checkpoint
-from rlpost.policy.chunk_critic import ChunkCritic
+from rlpost.policy.edit_actor import EditSpec
 from rlpost.schema import noise_scale_tag
 from rlpost.session import import_episodes
 from rlpost.sim import with_policy_cameras
@@ -60,7 +61,7 @@ class RoundRecord:
     eval_success: list[bool]  # per eval episode, in eval-seed order
     eval_duration_s: list[float]
     eval_seeds: list[int]
-    critic: dict[str, float] = field(default_factory=dict)  # best-of-N: the critic's fit diagnostics
+    critic: dict[str, float] = field(default_factory=dict)  # critic methods: the fits' diagnostics
 
 
 @dataclass
@@ -129,31 +130,44 @@ class TaskBench:
             progress=False,
         )
 
-    def evaluate(self, vla: VLA, seed: int, critic: tuple[ChunkCritic, int] | None = None) -> EvalResult:
-        """``vla`` on the eval seeds; with ``critic`` = (critic, N) it acts best-of-N."""
+    def evaluate(self, vla: VLA, seed: int, acting: CriticActing | None = None) -> EvalResult:
+        """``vla`` on the eval seeds; with ``acting``, as a critic method acts."""
         gen = torch.Generator().manual_seed(seed)
-        if critic is None:
-            return evaluate(vla_chunk_fn(vla, gen), self.eval_cfg())
-        return evaluate(
-            best_of_n_chunk_fn(vla, critic[0], critic[1], self.cfg.critic_risk, gen), self.eval_cfg()
-        )
+        return evaluate(vla_chunk_fn(vla, gen) if acting is None else acting.chunk_fn(gen), self.eval_cfg())
 
-    def fit_critic(self, vla: VLA, sid: str, seed: int) -> tuple[ChunkCritic, CriticFit]:
-        """A fresh chunk critic for ``vla`` on the demos and session ``sid``'s practice so far."""
-        critic, fit, _ = fit_on_stores(
+    def fit_acting(self, method: str, vla: VLA, sid: str, seed: int) -> tuple[CriticActing, dict[str, float]]:
+        """A fresh chunk critic for ``vla`` on the demos and session ``sid``'s practice so far (and,
+        for the edit method, an edit actor against it); returns how to act and the fits' diagnostics."""
+        c = self.cfg
+        critic, fit, _, data = fit_on_stores(
             vla,
             [self.store],
             self.task,
-            self.cfg.critic,
+            c.critic,
             seed,
             keep=lambda m: m.source == "demo" or m.session_id == sid,
             features_dir=self.dir / "features",
         )
+        metrics = fit.metrics()
+        actor = None
+        if method == EDIT_METHOD:
+            spec = EditSpec(
+                critic.spec.prefix_width,
+                critic.spec.state_dim,
+                critic.spec.action_dim,
+                critic.spec.chunk,
+                bound=c.edit.bound,
+                width=c.edit.width,
+                backbone_fingerprint=critic.spec.backbone_fingerprint,
+                version=vla.head_version,
+            )
+            actor, edit_fit = fit_edit_actor(data, critic, spec, c.edit, seed, data.human)
+            metrics |= edit_fit.metrics()
         log.info(
             "compare %s %s: critic on %d episodes, held-out AUC %.2f, candidate spread %.3f",
             self.task, sid, fit.episodes, fit.auc_matched, fit.candidate_spread,
         )  # fmt: skip
-        return critic, fit
+        return acting_for(method, vla, critic, c, actor), metrics
 
 
 def learner_config(cfg: CompareConfig, method: str, sid: str) -> LearnerConfig:
@@ -187,8 +201,8 @@ def run_one(
     rec = RunRecord(bench.task, takeovers, method, seed, sid)
     run_dir = bench.dir / "runs" / sid
     learner: Learner | None = None
-    n_best, distill = best_of(method), distills(method)
-    critic: tuple[ChunkCritic, int] | None = None
+    distill = distills(method)
+    acting: CriticActing | None = None
     if method_mode(method) is None:
         vla = load_checkpoint(cfg.policy_checkpoint)
     else:
@@ -201,8 +215,8 @@ def run_one(
             features_dir=bench.dir / "features",
         )
         vla = learner.shipped  # what acts and is evaluated (the averaged head with learner.ema_decay)
-    if n_best:  # the first round acts with a critic of the demonstrations alone
-        critic = (bench.fit_critic(vla, sid, 1009 * seed)[0], n_best)
+    if uses_critic(method):  # the first round acts with a critic of the demonstrations alone
+        acting = bench.fit_acting(method, vla, sid, 1009 * seed)[0]
     n = cfg.episodes_per_round
     for r in range(cfg.rounds):
         noise_seed = 7919 * seed + r  # the same sampling noise stream for every method
@@ -211,8 +225,8 @@ def run_one(
         gen = torch.Generator().manual_seed(noise_seed)
         st: PracticeStats = practice(
             vla_chunk_fn(vla, gen, cfg.practice_noise_scale)
-            if critic is None
-            else best_of_n_chunk_fn(vla, *critic, cfg.critic_risk, gen, cfg.practice_noise_scale),
+            if acting is None
+            else acting.chunk_fn(gen, cfg.practice_noise_scale),
             bench.task,
             cfg.sim,
             seeds,
@@ -232,13 +246,12 @@ def run_one(
             learner.train(cfg.updates_per_round)
             vla.eval()
         fit: dict[str, float] = {}
-        if n_best:  # refit on everything so far; it ranks the next round's practice too
-            c, f = bench.fit_critic(vla, sid, 1009 * seed + r + 1)
-            critic, fit = (c, n_best), f.metrics()
-        if learner is None and critic is None:
+        if acting is not None:  # refit on everything so far; it acts in the next round's practice too
+            acting, fit = bench.fit_acting(method, vla, sid, 1009 * seed + r + 1)
+        if learner is None and acting is None:
             res = baseline[r]
         else:  # a distilling method's head is evaluated alone: it must carry what best-of-N found
-            res = bench.evaluate(vla, noise_seed, None if distill else critic)
+            res = bench.evaluate(vla, noise_seed, None if distill else acting)
         success, duration, eval_seeds = eval_record(res)
         rec.rounds.append(
             RoundRecord(

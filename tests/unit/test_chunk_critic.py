@@ -9,7 +9,6 @@ import torch
 from learner.chunk_critic import (
     ChunkCriticConfig,
     CriticEpisode,
-    WindowData,
     build_windows,
     episode_windows,
     fit_critic,
@@ -20,6 +19,7 @@ from rlpost.policy import ObsBatch
 from rlpost.policy.best_of_n import BestOfN, critic_inputs
 from rlpost.policy.checkpoint import CheckpointError
 from rlpost.policy.chunk_critic import ChunkCritic, ChunkQ, CriticSpec, load_critic, pool_prefix, save_critic
+from tests.support.critic_data import hand_built_windows
 from tests.support.policies import tiny_vla
 
 
@@ -41,50 +41,6 @@ def test_windows_of_a_known_chain_bootstrap_n_chunks_on_or_end_with_the_discount
     assert episode_windows(1, k=2, n=1, gamma=0.9, success=True, terminal=True).starts.size == 0
 
 
-def _hand_built(n_eps: int, k: int, a_dim: int, seed: int, two_stage: bool) -> WindowData:
-    """Episodes in which the sign of the chunk's first action decides the outcome.
-
-    One stage: one window, success iff a > 0. Two stages: a neutral first window (a random), then
-    the deciding window; the head's candidates at the second state always include a good chunk.
-    """
-    rng = np.random.default_rng(seed)
-    gamma = 0.9
-    keys, pooled, state, chunk, nxt, disc, term, ep, succ, cands = [], [], [], [], [], [], [], [], [], []
-    for i in range(n_eps):
-        stages = 2 if two_stage else 1
-        acts = rng.normal(size=(stages, k, a_dim)).astype(np.float32)
-        success = bool(acts[-1, 0, 0] > 0)
-        w = episode_windows(stages * k, k, 1, gamma, success, True)
-        keep = [r for r, t in enumerate(w.starts) if t % k == 0]  # one window per stage (no overlaps)
-        base = len(keys)
-        for j, r in enumerate(keep):
-            t = int(w.starts[r])
-            keys.append((f"e{i}", t))
-            pooled.append(np.full(4, float(j), np.float32))  # the stage is visible in the features
-            state.append(np.zeros(1, np.float32))
-            chunk.append(acts[j])
-            nxt.append(base + keep.index(int(w.next_start[r]) // 1) if w.next_start[r] >= 0 else -1)
-            disc.append(w.discount[r]), term.append(w.terminal_value[r])
-            ep.append(i), succ.append(success)
-            good, bad = np.abs(rng.normal(size=(k, a_dim))), -np.abs(rng.normal(size=(k, a_dim)))
-            cands.append(np.stack([bad, good]).astype(np.float32))
-    t = torch.tensor
-    return WindowData(
-        keys=keys,
-        pooled=t(np.stack(pooled)),
-        state=t(np.stack(state)),
-        chunk=t(np.stack(chunk)),
-        next_row=t(nxt, dtype=torch.long),
-        discount=t(np.asarray(disc, np.float32)),
-        terminal_value=t(np.asarray(term, np.float32)),
-        candidates=t(np.stack(cands)),
-        episode=np.asarray(ep),
-        success=np.asarray(succ),
-        terminal=np.ones(len(keys), bool),
-        episode_ids=[f"e{i}" for i in range(n_eps)],
-    )
-
-
 def _spec(k: int, a_dim: int) -> CriticSpec:
     return CriticSpec(prefix_width=2, state_dim=1, action_dim=a_dim, chunk=k, heads=3, width=64, gamma=0.9)
 
@@ -94,7 +50,7 @@ def test_the_critic_recovers_known_chunk_values_and_backs_them_up_one_chunk():
     cfg = ChunkCriticConfig(
         chunk=k, heads=3, width=64, gamma=0.9, updates=1500, batch_size=128, lr=1e-3, tau=0.05
     )
-    one = _hand_built(400, k, a, seed=0, two_stage=False)
+    one = hand_built_windows(400, k, a, seed=0, two_stage=False)
     critic, fit = fit_critic(one, _spec(k, a), cfg, seed=0, progress=False)
     q = critic.values(one.pooled, one.state, one.chunk).mean(0).numpy()
     # a good chunk is worth gamma^(k-1) = 0.9 (success at its last step), a bad one 0
@@ -102,7 +58,7 @@ def test_the_critic_recovers_known_chunk_values_and_backs_them_up_one_chunk():
     assert q[~one.success].mean() == pytest.approx(0.0, abs=0.06)
     assert fit.auc_matched > 0.97 and fit.heldout_episodes == 60
 
-    two = _hand_built(400, k, a, seed=1, two_stage=True)
+    two = hand_built_windows(400, k, a, seed=1, two_stage=True)
     critic, fit = fit_critic(two, _spec(k, a), cfg, seed=0, progress=False)
     first = two.next_row >= 0
     q0 = critic.values(two.pooled[first], two.state[first], two.chunk[first]).mean(0).numpy()
@@ -117,7 +73,7 @@ def test_the_critic_recovers_known_chunk_values_and_backs_them_up_one_chunk():
 
 
 def test_td_targets_use_the_target_net_only_where_a_window_follows():
-    data = _hand_built(20, 2, 2, seed=3, two_stage=True)
+    data = hand_built_windows(20, 2, 2, seed=3, two_stage=True)
     net = ChunkQ(_spec(2, 2))
     y = td_targets(
         net, data, torch.arange(len(data)), ChunkCriticConfig(chunk=2, backup="executed", backup_risk=0.0)
