@@ -25,6 +25,7 @@ from learner.chunk_critic import (
     ChunkCriticConfig,
     CriticEpisode,
     CriticFit,
+    PrefixFn,
     WindowData,
     build_windows,
     fit_critic,
@@ -53,6 +54,17 @@ class TrainCriticConfig:
     seed: int = 0
     threads: int = 0
     progress: bool = True
+
+
+@dataclass
+class StoreFit:
+    """A critic fitted on stores, and what it was fitted on (for the actors trained against it)."""
+
+    critic: ChunkCritic
+    fit: CriticFit
+    episodes: list[CriticEpisode]
+    data: WindowData
+    prefixes: PrefixFn  # the frozen features of each (episode id, t), from the fit's feature cache
 
 
 def read_episodes(
@@ -109,10 +121,9 @@ def fit_on_stores(
     keep: Callable[[EpisodeMeta], bool] | None = None,
     features_dir: str | Path | None = None,
     progress: bool = False,
-) -> tuple[ChunkCritic, CriticFit, list[CriticEpisode], WindowData]:
+) -> StoreFit:
     """Fit a fresh critic for ``vla`` (its frozen backbone's features, its head's candidate
-    chunks) on the finished ``task`` episodes of ``stores`` that ``keep`` accepts; returns the
-    critic, its diagnostics, the episodes and the windows it was fitted on."""
+    chunks) on the finished ``task`` episodes of ``stores`` that ``keep`` accepts."""
     episodes, where = read_episodes(stores, task, keep)
     if not episodes:
         raise ValueError(f"chunk critic: no finished {task!r} episodes to fit on")
@@ -128,7 +139,7 @@ def fit_on_stores(
         episodes, vla, cache.prefixes, cfg, torch.Generator().manual_seed(seed), progress=progress
     )
     critic, fit = fit_critic(data, critic_spec(vla, cfg), cfg, seed, progress=progress)
-    return critic, fit, episodes, data
+    return StoreFit(critic, fit, episodes, data, cache.prefixes)
 
 
 def train_critic(cfg: TrainCriticConfig) -> tuple[Path, CriticFit]:
@@ -140,9 +151,8 @@ def train_critic(cfg: TrainCriticConfig) -> tuple[Path, CriticFit]:
         apply_head(vla, load_head_file(cfg.head))
     stores = [EpisodeStore.open(p, create=False, recover=False) for p in cfg.stores]
     try:
-        critic, fit, episodes, _ = fit_on_stores(
-            vla, stores, cfg.task, cfg.critic, cfg.seed, progress=cfg.progress
-        )
+        run = fit_on_stores(vla, stores, cfg.task, cfg.critic, cfg.seed, progress=cfg.progress)
+        critic, fit, episodes = run.critic, run.fit, run.episodes
     finally:
         for s in stores:
             s.close()

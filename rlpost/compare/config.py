@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from learner.chunk_critic import ChunkCriticConfig
 from learner.config import RENAMED, LearnerConfig
 from learner.edit_actor import EditConfig
+from learner.noise_actor import NoiseConfig
 from learner.rules import RULES
 from rlpost.metrics import LoggerConfig
 from rlpost.names import unknown_name_error
@@ -28,6 +29,7 @@ METHODS: tuple[str, ...] = (
     "best_of_8",  # head untouched; act best-of-8 by a chunk critic refit on all data every round
     "best_of_8_distill",  # practise best-of-8, distil its successes into the head (curated); evaluate the head alone
     "edit",  # head untouched; an edit actor, trained against the refit critic, corrects each chunk
+    "noise",  # head untouched; a noise actor picks the flow's initial noise against the refit critic (DSRL)
 )
 # best_of_<N> and best_of_<N>_distill for any N >= 1 are methods too (METHODS lists the default N)
 BEST_OF_PREFIX, DISTILL_SUFFIX = "best_of_", "_distill"
@@ -109,6 +111,7 @@ class CompareConfig:
     critic: ChunkCriticConfig = field(default_factory=lambda: ChunkCriticConfig(updates=1500, stride=4))
     critic_risk: float = 1.0
     edit: EditConfig = field(default_factory=EditConfig)  # the edit method's actor
+    noise: NoiseConfig = field(default_factory=NoiseConfig)  # the noise method's actor
     threads: int = 0
     progress: bool = True
     logger: LoggerConfig = field(default_factory=LoggerConfig)
@@ -117,7 +120,10 @@ class CompareConfig:
         for m in self.methods:
             if m not in METHODS and best_of(m) is None:
                 raise unknown_name_error("compare.methods", m, METHODS)
-        if any(best_of(m) or m == "edit" for m in self.methods) and self.critic.chunk != self.execute:
+        if (
+            any(best_of(m) or m in ("edit", "noise") for m in self.methods)
+            and self.critic.chunk != self.execute
+        ):
             raise ValueError(
                 f"compare: critic.chunk={self.critic.chunk} must equal execute={self.execute} (the critic "
                 "scores the actions a robot executes from each chunk)"

@@ -27,6 +27,7 @@ CURVE_FILE = "best_of_n.png"
 # the table columns a page shows (the rest stay in compare.json)
 PAGE_COLUMNS = tuple(c for c in COLUMNS if c not in ("cycle_s", "takeovers/ep", "robot_h"))
 EDIT_COLUMNS = ("q_base", "q_edited", "edit_rms")  # the edit method's actor fits
+NOISE_COLUMNS = ("q_prior", "q_actor", "noise_rms")  # the noise method's
 CRITIC_COLUMNS = (
     "auc_matched",
     "candidate_spread",
@@ -75,7 +76,7 @@ def critic_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
         for i in range(len(picked[0]["rounds"])):
             fits = [r["rounds"][i].get("critic", {}) for r in picked]
             row: dict[str, Any] = {"method": method, "task": task, "takeovers": takeovers, "round": i + 1}
-            for group, cols in (("critic", CRITIC_COLUMNS), ("edit", EDIT_COLUMNS)):
+            for group, cols in (("critic", CRITIC_COLUMNS), ("edit", EDIT_COLUMNS), ("noise", NOISE_COLUMNS)):
                 for c in cols:
                     vals = [f[f"{group}/{c}"] for f in fits if f"{group}/{c}" in f]
                     if vals or group == "critic":

@@ -161,9 +161,9 @@ PAIRING_KEYS = (
 
 # Settings under which a method learns: a comparison that differs from the first in these
 # joins a merge as variants of its methods (named after the difference), never under the plain name.
-VARIANT_KEYS = ("learner", "reward_model", "practice_noise_scale", "critic", "critic_risk", "edit")
+VARIANT_KEYS = ("learner", "reward_model", "practice_noise_scale", "critic", "critic_risk", "edit", "noise")
 # settings only the critic methods read
-CRITIC_KEYS = ("critic", "critic_risk", "edit")
+CRITIC_KEYS = ("critic", "critic_risk", "edit", "noise")
 
 
 # Options whose default changed after they were added: what a comparison that does not record
@@ -213,7 +213,7 @@ def variant_settings(first: dict[str, Any], other: dict[str, Any]) -> dict[str, 
     def matters(k: str) -> bool:
         group = k.rsplit(".", 1)[0]
         if k.split(".")[0] in CRITIC_KEYS:
-            return any(best_of(m) or m == "edit" for m in ran)
+            return any(best_of(m) or m in ("edit", "noise") for m in ran)
         if group == f"learner.{DISTILL_MODE}" and any(distills(m) for m in ran):
             return True
         return group not in OPTION_METHODS or bool(ran & set(OPTION_METHODS[group]))

@@ -28,18 +28,20 @@ from tqdm import tqdm
 from learner.config import LearnerConfig
 from learner.edit_actor import fit_edit_actor
 from learner.learner import Learner
+from learner.noise_actor import fit_noise_actor
 from learner.train_critic import fit_on_stores
 from reward_models.checkpoint import load_reward_checkpoint
 from reward_models.features import EpisodeFeatures
 from reward_models.labeler import Labeler
 from rlpost.compare.config import CompareConfig, distills, method_mode
-from rlpost.compare.critic_acting import EDIT_METHOD, CriticActing, acting_for, uses_critic
+from rlpost.compare.critic_acting import EDIT_METHOD, NOISE_METHOD, CriticActing, acting_for, uses_critic
 from rlpost.compare.practice import PracticeStats, practice
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.evaluation import EvalConfig, EvalResult, evaluate, vla_chunk_fn
 from rlpost.metrics import MetricsLogger
 from rlpost.policy import VLA, load_checkpoint
 from rlpost.policy.edit_actor import EditSpec
+from rlpost.policy.noise_actor import NoiseSpec
 from rlpost.schema import noise_scale_tag
 from rlpost.session import import_episodes
 from rlpost.sim import with_policy_cameras
@@ -139,7 +141,7 @@ class TaskBench:
         """A fresh chunk critic for ``vla`` on the demos and session ``sid``'s practice so far (and,
         for the edit method, an edit actor against it); returns how to act and the fits' diagnostics."""
         c = self.cfg
-        critic, fit, _, data = fit_on_stores(
+        run = fit_on_stores(
             vla,
             [self.store],
             self.task,
@@ -148,8 +150,22 @@ class TaskBench:
             keep=lambda m: m.source == "demo" or m.session_id == sid,
             features_dir=self.dir / "features",
         )
+        critic, fit, data = run.critic, run.fit, run.data
         metrics = fit.metrics()
-        actor = None
+        actor, noise_actor = None, None
+        if method == NOISE_METHOD:
+            spec = NoiseSpec(
+                critic.spec.prefix_width,
+                critic.spec.state_dim,
+                vla.cfg.horizon,
+                critic.spec.action_dim,
+                bound=c.noise.bound,
+                width=c.noise.width,
+                backbone_fingerprint=critic.spec.backbone_fingerprint,
+                version=vla.head_version,
+            )
+            noise_actor, noise_fit = fit_noise_actor(vla, run.prefixes, data, critic, spec, c.noise, seed)
+            metrics |= noise_fit.metrics()
         if method == EDIT_METHOD:
             spec = EditSpec(
                 critic.spec.prefix_width,
@@ -167,7 +183,7 @@ class TaskBench:
             "compare %s %s: critic on %d episodes, held-out AUC %.2f, candidate spread %.3f",
             self.task, sid, fit.episodes, fit.auc_matched, fit.candidate_spread,
         )  # fmt: skip
-        return acting_for(method, vla, critic, c, actor), metrics
+        return acting_for(method, vla, critic, c, actor, noise_actor), metrics
 
 
 def learner_config(cfg: CompareConfig, method: str, sid: str) -> LearnerConfig:
@@ -226,7 +242,7 @@ def run_one(
         st: PracticeStats = practice(
             vla_chunk_fn(vla, gen, cfg.practice_noise_scale)
             if acting is None
-            else acting.chunk_fn(gen, cfg.practice_noise_scale),
+            else acting.chunk_fn(gen, cfg.practice_noise_scale, practice=True),
             bench.task,
             cfg.sim,
             seeds,

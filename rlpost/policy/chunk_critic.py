@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from rlpost.policy.backbone import Prefix
 from rlpost.policy.checkpoint import CheckpointError, read_tensor_file
+from rlpost.policy.layers import layer_norm_mlp
 
 CRITIC_FORMAT = "rlpost-chunk-critic"
 
@@ -71,26 +72,13 @@ class CriticSpec:
         return 2 * self.prefix_width + self.state_dim + self.chunk * self.action_dim
 
 
-def _mlp(in_dim: int, width: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.LayerNorm(in_dim),
-        nn.Linear(in_dim, width),
-        nn.LayerNorm(width),
-        nn.GELU(),
-        nn.Linear(width, width),
-        nn.LayerNorm(width),
-        nn.GELU(),
-        nn.Linear(width, 1),
-    )
-
-
 class ChunkQ(nn.Module):
     """The ensemble: (pooled [B, 2D], state [B, S], chunk [B, k, A]) -> logits float32 [E, B]."""
 
     def __init__(self, spec: CriticSpec) -> None:
         super().__init__()
         self.spec = spec
-        self.heads = nn.ModuleList(_mlp(spec.in_dim, spec.width) for _ in range(spec.heads))
+        self.heads = nn.ModuleList(layer_norm_mlp(spec.in_dim, spec.width, 1) for _ in range(spec.heads))
 
     def inputs(self, pooled: Tensor, state: Tensor, chunk: Tensor) -> Tensor:
         s = self.spec

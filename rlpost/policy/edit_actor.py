@@ -12,19 +12,17 @@ critic it was trained against (learner/edit_actor.py trains it).
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from safetensors.numpy import save_file as save_numpy
 from torch import Tensor, nn
 
 from rlpost.policy.best_of_n import critic_inputs
-from rlpost.policy.checkpoint import CheckpointError, read_tensor_file
+from rlpost.policy.checkpoint import CheckpointError
 from rlpost.policy.chunk_critic import pool_prefix
+from rlpost.policy.layers import layer_norm_mlp
+from rlpost.policy.side_net_files import load_side_net, save_side_net
 from rlpost.policy.vla import VLA, ObsBatch, _tensor
 
 EDIT_FORMAT = "rlpost-edit-actor"
@@ -57,16 +55,7 @@ class EditActor(nn.Module):
         super().__init__()
         self.spec = spec
         n_in = 2 * spec.prefix_width + spec.state_dim + spec.chunk * spec.action_dim
-        self.mlp = nn.Sequential(
-            nn.LayerNorm(n_in),
-            nn.Linear(n_in, spec.width),
-            nn.LayerNorm(spec.width),
-            nn.GELU(),
-            nn.Linear(spec.width, spec.width),
-            nn.LayerNorm(spec.width),
-            nn.GELU(),
-            nn.Linear(spec.width, spec.chunk * spec.action_dim),
-        )
+        self.mlp = layer_norm_mlp(n_in, spec.width, spec.chunk * spec.action_dim)
         nn.init.zeros_(self.mlp[-1].weight)  # starts as no edit: the head's own chunks
         nn.init.zeros_(self.mlp[-1].bias)
 
@@ -114,24 +103,9 @@ class EditedPolicy:
 
 
 def save_edit_actor(actor: EditActor, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().numpy().copy() for k, v in actor.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_numpy(tensors, str(tmp), metadata={"format": EDIT_FORMAT, "spec": json.dumps(asdict(actor.spec))})
-    os.replace(tmp, path)
-    return path
+    return save_side_net(actor, actor.spec, EDIT_FORMAT, path)
 
 
 def load_edit_actor(path: str | Path) -> EditActor:
-    """Raises CheckpointError: missing, truncated, not an edit actor, weights not fitting its spec."""
-    path = Path(path)
-    meta, tensors = read_tensor_file(path, "edit actor")
-    if meta.get("format") != EDIT_FORMAT:
-        raise CheckpointError(f"{path}: not an rlpost edit actor (format={meta.get('format')!r})")
-    try:
-        actor = EditActor(EditSpec(**json.loads(meta["spec"])))
-        actor.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in tensors.items()})
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: edit actor weights or spec do not fit ({e})") from e
-    return actor.eval()
+    """Raises CheckpointError: missing, truncated, not a edit actor, weights not fitting its spec."""
+    return load_side_net(path, EDIT_FORMAT, "edit actor", lambda spec: EditActor(EditSpec(**spec)))  # type: ignore[return-value]

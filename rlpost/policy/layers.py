@@ -1,4 +1,5 @@
-"""Transformer blocks shared by the tiny backbone and the action expert."""
+"""Transformer blocks shared by the tiny backbone and the action expert, and the small MLP of the
+critic and the actors beside the head."""
 
 from __future__ import annotations
 
@@ -74,3 +75,18 @@ def sinusoidal_embedding(t: Tensor, dim: int, min_period: float = 4e-3, max_peri
     period = min_period * (max_period / min_period) ** frac
     angle = t.float()[:, None] * (2 * math.pi / period)[None, :]
     return torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1)
+
+
+def layer_norm_mlp(n_in: int, width: int, n_out: int) -> nn.Sequential:
+    """Two hidden layers with LayerNorm before each (the recipe of the chunk critics and actors on
+    frozen features: LayerNorm keeps the ensemble's and the actors' inputs and activations in range)."""
+    return nn.Sequential(
+        nn.LayerNorm(n_in),
+        nn.Linear(n_in, width),
+        nn.LayerNorm(width),
+        nn.GELU(),
+        nn.Linear(width, width),
+        nn.LayerNorm(width),
+        nn.GELU(),
+        nn.Linear(width, n_out),
+    )

@@ -9,6 +9,7 @@ import pytest
 
 from learner.chunk_critic import ChunkCriticConfig
 from learner.edit_actor import EditConfig
+from learner.noise_actor import NoiseConfig
 from rlpost.cli import main
 from rlpost.compare import METHODS, CompareConfig, compare
 from rlpost.compare.config import method_mode
@@ -41,6 +42,7 @@ def tiny_cfg(assets, out, **kw) -> CompareConfig:
         logger=LoggerConfig(wandb_mode="disabled"),
         critic=ChunkCriticConfig(updates=20, batch_size=16, width=32, heads=3, candidates=2),
         edit=EditConfig(updates=10, batch_size=16, width=16),
+        noise=NoiseConfig(updates=5, batch_size=8, width=16),
     )
     base.update(kw)
     cfg = CompareConfig(**base)
@@ -72,10 +74,12 @@ def test_every_method_gets_the_same_practice_budget_and_the_outputs_are_written(
     # best-of-N acts with a critic refit every round on the demos and its own practice; the head stays
     best = [r for r in runs if r["method"] == "best_of_8"]
     assert len(best) == 4 and all(rd["updates"] == 0 for r in best for rd in r["rounds"])
-    critics = [r for r in runs if r["method"].startswith("best_of_8") or r["method"] == "edit"]
-    assert len(critics) == 12  # best-of-8 with and without distillation, and the edit actor
+    critics = [r for r in runs if r["method"].startswith("best_of_8") or r["method"] in ("edit", "noise")]
+    assert len(critics) == 16  # best-of-8 with and without distillation, the edit and the noise actor
     edits = [rd["critic"] for r in runs if r["method"] == "edit" for rd in r["rounds"]]
     assert all(e["edit/edit_rms"] >= 0 and e["edit/q_edited"] >= 0 for e in edits)
+    noises = [rd["critic"] for r in runs if r["method"] == "noise" for rd in r["rounds"]]
+    assert all(n["noise/noise_rms"] >= 0 and 0 <= n["noise/q_actor"] <= 1 for n in noises)
     fits = [rd["critic"] for r in critics for rd in r["rounds"]]
     assert all(f["critic/windows"] > 0 and "critic/auc_matched" in f for f in fits)
     assert all(not rd["critic"] for r in runs if r not in critics for rd in r["rounds"])
