@@ -27,10 +27,12 @@ import torch
 
 from rlpost.data.episode_store import EpisodeStore
 from rlpost.evaluation import vla_chunk_fn
-from rlpost.policy import VLA, ObsBatch, load_checkpoint
+from rlpost.policy import ObsBatch, load_checkpoint
 from rlpost.policy.best_of_n import BestOfN
 from rlpost.policy.chunk_critic import load_critic
 from rlpost.rollout import ChunkActor, ChunkFn, EpisodePlan, EpisodeRecorder, PlannedChunk, run_and_close
+from rlpost.rollout.acting import Actor
+from rlpost.rollout.lockstep import EpisodeRollout
 from rlpost.schema import Observation
 from rlpost.sim import SimConfig, make_robot, with_policy_cameras
 
@@ -108,7 +110,9 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def _rollouts(vla: VLA, cfg: CriticCheckConfig, plans: list[EpisodePlan], actor, store=None) -> list:
+def _rollouts(
+    cfg: CriticCheckConfig, plans: list[EpisodePlan], actor: Actor, store: EpisodeStore | None = None
+) -> list[EpisodeRollout]:
     robots = [
         make_robot(cfg.task, dataclasses.replace(cfg.sim, task=cfg.task))
         for _ in range(min(cfg.num_envs, len(plans)))
@@ -129,7 +133,7 @@ def critic_check(cfg: CriticCheckConfig) -> CriticCheck:
         # 1. the states: the policy's own episodes, recorded
         seeds = [cfg.seed + i for i in range(cfg.states)]
         base = _rollouts(
-            vla, cfg, [EpisodePlan(s) for s in seeds], ChunkActor(vla_chunk_fn(vla, gen), cfg.execute), store
+            cfg, [EpisodePlan(s) for s in seeds], ChunkActor(vla_chunk_fn(vla, gen), cfg.execute), store
         )
         states = []  # (env seed, t, executed prefix, observation)
         for ep in base:
@@ -170,7 +174,7 @@ def critic_check(cfg: CriticCheckConfig) -> CriticCheck:
                 plans.append(EpisodePlan(seed, extra={"job": job}))
                 owner.append((i, j))
     actor = ReplayThenAct(scripts, vla_chunk_fn(vla, gen), cfg.execute)
-    done = _rollouts(vla, cfg, plans, actor)
+    done = _rollouts(cfg, plans, actor)
     wins = np.zeros((len(states), cfg.candidates))
     for ep in done:
         i, j = (int(x) for x in ep.extra["job"].split("/"))
